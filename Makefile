@@ -1,0 +1,40 @@
+# citygrid: `make demo` serves the demo city, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install lint typecheck pytest bench i18n clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "citygrid needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/citygrid demo
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext_ -k ngettext_:1,2 -o src/citygrid/locale/citygrid.pot src/citygrid
+	$(BIN)/pybabel update -i src/citygrid/locale/citygrid.pot -d src/citygrid/locale -D citygrid --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

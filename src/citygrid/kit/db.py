@@ -1,0 +1,94 @@
+"""Database engine and sessions for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from citygrid.kit.settings import get_settings, normalise_database_url
+
+_engines: dict[str, Engine] = {}
+_session_factories: dict[str, sessionmaker[Session]] = {}
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy own transactions, then set the pragmas every connection needs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE would serialise readers; DEFERRED is right for a web app with short writes.
+        connection.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine with the pragmas and pool settings citygrid relies on."""
+    settings = get_settings()
+    url = normalise_database_url(url or settings.database_url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for a URL (the settings' URL by default)."""
+    key = normalise_database_url(url or get_settings().database_url)
+    engine = _engines.get(key)
+    if engine is None:
+        engine = _engines[key] = make_engine(key)
+    return engine
+
+
+def get_session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """A session factory bound to the engine for a URL."""
+    key = normalise_database_url(url or get_settings().database_url)
+    factory = _session_factories.get(key)
+    if factory is None:
+        factory = _session_factories[key] = sessionmaker(
+            bind=get_engine(key), expire_on_commit=False, autoflush=False
+        )
+    return factory
+
+
+@contextmanager
+def unit_of_work(url: str | None = None) -> Iterator[Session]:
+    """A session that commits at the end of the block or rolls back on error."""
+    session = get_session_factory(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, forks)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+    _session_factories.clear()

@@ -1,0 +1,74 @@
+"""One settings class for the whole application (environment prefix ``CITYGRID_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_VAR_DIR = Path("var")
+DEMO_SECRET = "citygrid-demo"  # noqa: S105 - the documented demo default, refused outside demo mode
+
+
+class Settings(BaseSettings):
+    """Configuration read from the environment (and a ``.env`` file, if present)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_VAR_DIR / 'citygrid.sqlite3'}",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
+    )
+    demo_mode: bool = Field(default=False, description="Allow the documented demo secrets")
+    secret_key: str | None = Field(
+        default=None, description="Signs sessions and tokens; required outside demo mode"
+    )
+    default_locale: str = Field(default="zh_CN", description="zh_CN or en")
+    map_tile_url: str | None = Field(
+        default=None,
+        description="Optional base-map tile URL template; the map works without one",
+    )
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if not self.demo_mode and self.secret_key == DEMO_SECRET:
+            raise ValueError(
+                "CITYGRID_SECRET_KEY is the demo default; set a real secret "
+                "(or CITYGRID_DEMO_MODE=true for the demo)"
+            )
+        return self
+
+    def require_secret_key(self) -> str:
+        """The secret for signing; the demo default only in demo mode."""
+        if self.secret_key:
+            return self.secret_key
+        if self.demo_mode:
+            return DEMO_SECRET
+        raise ValueError("CITYGRID_SECRET_KEY must be set outside demo mode")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the configured database is SQLite."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def sqlite_url(path: Path | str) -> str:
+    """An SQLAlchemy URL for a SQLite file."""
+    return f"sqlite:///{Path(path)}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url

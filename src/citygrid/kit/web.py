@@ -1,0 +1,156 @@
+"""The web layer's shared parts: templates, locale, error rendering, security headers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from citygrid.kit import i18n
+from citygrid.kit.errors import CitygridError
+
+logger = logging.getLogger("citygrid.web")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+LOCALE_COOKIE = "citygrid_lang"
+
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+)
+templates.env.install_gettext_callables(  # type: ignore[attr-defined]
+    i18n.gettext_, i18n.ngettext_, newstyle=True
+)
+templates.env.globals["get_locale"] = i18n.get_locale
+templates.env.globals["LOCALES"] = i18n.LOCALES
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: the request commits or rolls back, services only flush."""
+    factory = request.app.state.session_factory
+    session: Session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def wants_html(request: Request) -> bool:
+    """True for page routes; the API and Open311 always answer JSON (or XML)."""
+    path = request.url.path
+    if path.startswith(("/api/", "/open311/", "/healthz")):
+        return False
+    return "text/html" in request.headers.get("accept", "text/html")
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page with the layout's common context."""
+    context.setdefault("settings", request.app.state.settings)
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _error_response(request: Request, status: int, body: dict[str, Any]) -> Response:
+    if wants_html(request):
+        return render(request, "error.html", status_code=status, error=body["error"])
+    return JSONResponse(body, status_code=status)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
+    details = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+        # Never echo the rejected value back: it may be personal data.
+        details.append({"field": ".".join(location) or "request", "reason": error.get("msg", "")})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as ``{"error": {"code", "message", "details"}}`` (or a page)."""
+
+    @app.exception_handler(CitygridError)
+    async def _domain_error(request: Request, exc: CitygridError) -> Response:
+        return _error_response(request, exc.status_code, exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        details = _validation_details(exc)
+        message = "; ".join(f"{d['field']}: {d['reason']}" for d in details)
+        body = {"error": {"code": "validation_failed", "message": message, "details": details}}
+        return _error_response(request, 422, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail) if exc.detail else "error"
+        body = {"error": {"code": code, "message": message, "details": None}}
+        return _error_response(request, exc.status_code, body)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Log the type and the request id only: the exception text may hold personal data.
+        logger.error(
+            "unhandled %s on %s (request %s)",
+            type(exc).__name__,
+            request.url.path,
+            getattr(request.state, "request_id", "-"),
+        )
+        body = {"error": {"code": "internal", "message": "internal error", "details": None}}
+        return _error_response(request, 500, body)
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
+
+
+def install_middleware(app: FastAPI) -> None:
+    """Locale per request, a request id, and security headers on every answer."""
+    tile_url = app.state.settings.map_tile_url
+    tiles = ""
+    if tile_url:
+        scheme, _, rest = tile_url.partition("://")
+        tiles = f"{scheme}://{rest.split('/', 1)[0].replace('{s}', '*')}"
+    csp = CONTENT_SECURITY_POLICY.format(tiles=tiles).replace("  ", " ")
+
+    @app.middleware("http")
+    async def _per_request(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        i18n.set_locale(
+            i18n.negotiate_locale(
+                request.headers.get("accept-language"), request.cookies.get(LOCALE_COOKIE)
+            )
+        )
+        response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("X-Request-ID", request.state.request_id)
+        headers.setdefault("Content-Security-Policy", csp)
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if "text/html" in headers.get("content-type", ""):
+            headers.setdefault("Content-Language", i18n.get_locale().replace("_", "-"))
+        return response

@@ -1,0 +1,1 @@
+"""Registry: persons, households, buildings, units, components, organisations."""

@@ -1,0 +1,1 @@
+"""Territory: city > district > street > community > grid, and the point locator."""
