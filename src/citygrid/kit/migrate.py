@@ -14,6 +14,7 @@ from citygrid.kit.settings import normalise_database_url
 MODEL_MODULES = (
     "citygrid.territory.models",
     "citygrid.registry.models",
+    "citygrid.audit.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -30,6 +30,18 @@ class Settings(BaseSettings):
         default=None,
         description="Optional base-map tile URL template; the map works without one",
     )
+    audit_signing_key: str | None = Field(
+        default=None,
+        description="Ed25519 private key (base64 of the 32-byte seed) that signs audit checkpoints",
+    )
+    audit_signing_key_file: Path = Field(
+        default=DEFAULT_VAR_DIR / "audit-signing-key",
+        description="File holding the signing key when CITYGRID_AUDIT_SIGNING_KEY is unset; "
+        "generated in demo mode",
+    )
+    audit_log_origin: str = Field(
+        default="citygrid/audit", description="Name of the log in its signed checkpoints"
+    )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     log_level: str = Field(default="INFO")
 

@@ -1,0 +1,195 @@
+"""Every query of the access log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from citygrid.audit.models import AuditCheckpoint, AuditEntry, AuditLeaf, AuditNode, AuditSubject
+
+ENTRY_COLUMNS = (
+    AuditEntry.id,
+    AuditEntry.created_at,
+    AuditEntry.actor,
+    AuditEntry.role,
+    AuditEntry.department,
+    AuditEntry.scope,
+    AuditEntry.purpose,
+    AuditEntry.action,
+    AuditEntry.outcome,
+    AuditEntry.subjects,
+    AuditEntry.fields,
+    AuditEntry.request_id,
+    AuditEntry.client_address,
+    AuditEntry.detail,
+    AuditEntry.leaf_hash,
+)
+
+
+def insert_entry(session: Session, row: dict[str, Any]) -> int:
+    """Insert one entry and return its id."""
+    return int(session.execute(insert(AuditEntry).returning(AuditEntry.id), row).scalar_one())
+
+
+def insert_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert entries in one executemany (no RETURNING: the bulk path stays lean)."""
+    if rows:
+        session.execute(insert(AuditEntry), list(rows))
+
+
+def insert_subjects(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Index entries by the persons they touched."""
+    if rows:
+        session.execute(insert(AuditSubject), list(rows))
+
+
+def lock_sequencer(session: Session) -> None:
+    """Serialise sequencers: a transaction-scoped advisory lock on PostgreSQL.
+
+    SQLite has one writer at a time; a second sequencer loses on the position key and retries.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(6962)"))
+
+
+def tree_size(session: Session) -> int:
+    """How many entries have a tree position."""
+    return int(session.execute(select(func.count()).select_from(AuditLeaf)).scalar_one())
+
+
+def unsequenced(session: Session, limit: int) -> Sequence[Row[int, bytes, list[str]]]:
+    """Entries without a position, oldest first."""
+    stmt = (
+        select(AuditEntry.id, AuditEntry.leaf_hash, AuditEntry.subjects)
+        .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
+        .where(AuditLeaf.entry_id.is_(None))
+        .order_by(AuditEntry.id)
+        .limit(limit)
+    )
+    return session.execute(stmt).all()
+
+
+def insert_leaves(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Give entries their positions."""
+    if rows:
+        session.execute(insert(AuditLeaf), list(rows))
+
+
+def insert_nodes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store perfect-subtree hashes."""
+    if rows:
+        session.execute(insert(AuditNode), list(rows))
+
+
+def nodes(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Stored hashes for (level, index) keys; level 0 is a leaf."""
+    found: dict[tuple[int, int], bytes] = {}
+    leaf_positions = [index for level, index in keys if level == 0]
+    inner = [(level, index) for level, index in keys if level > 0]
+    if leaf_positions:
+        stmt = select(AuditLeaf.position, AuditLeaf.leaf_hash).where(
+            AuditLeaf.position.in_(leaf_positions)
+        )
+        found.update({(0, position): digest for position, digest in session.execute(stmt)})
+    if inner:
+        stmt2 = select(AuditNode.level, AuditNode.node_index, AuditNode.hash).where(
+            tuple_(AuditNode.level, AuditNode.node_index).in_(inner)
+        )
+        found.update({(level, index): digest for level, index, digest in session.execute(stmt2)})
+    return found
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The newest signed tree head."""
+    stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def add_checkpoint(session: Session, values: dict[str, Any]) -> AuditCheckpoint:
+    """Store a signed tree head."""
+    checkpoint = AuditCheckpoint(**values)
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def checkpoints(session: Session) -> list[AuditCheckpoint]:
+    """Every checkpoint, smallest tree first."""
+    stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size, AuditCheckpoint.id)
+    return list(session.execute(stmt).scalars())
+
+
+def leaf_of_entry(session: Session, entry_id: int) -> AuditLeaf | None:
+    """The position of an entry, if sequenced."""
+    return session.execute(
+        select(AuditLeaf).where(AuditLeaf.entry_id == entry_id)
+    ).scalar_one_or_none()
+
+
+def entry(session: Session, entry_id: int) -> Row[Any] | None:
+    """One entry."""
+    return session.execute(select(*ENTRY_COLUMNS).where(AuditEntry.id == entry_id)).one_or_none()
+
+
+def sequenced_entries(session: Session, batch: int = 20_000) -> Iterator[Row[Any]]:
+    """Positions in order with the stored leaf hash and the entry (NULLs if it is gone)."""
+    stmt = (
+        select(
+            AuditLeaf.position,
+            AuditLeaf.entry_id,
+            AuditLeaf.leaf_hash.label("tree_hash"),
+            *ENTRY_COLUMNS,
+        )
+        .outerjoin(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
+        .order_by(AuditLeaf.position)
+        .execution_options(yield_per=batch)
+    )
+    yield from session.execute(stmt)
+
+
+def stray_entries(
+    session: Session, before: datetime, limit: int = 10
+) -> Sequence[Row[int, datetime]]:
+    """Entries older than ``before`` that never got a position: inserted behind the log's back."""
+    stmt = (
+        select(AuditEntry.id, AuditEntry.created_at)
+        .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
+        .where(AuditLeaf.entry_id.is_(None), AuditEntry.created_at < before)
+        .order_by(AuditEntry.id)
+        .limit(limit)
+    )
+    return session.execute(stmt).all()
+
+
+def search(
+    session: Session,
+    *,
+    actor: str | None = None,
+    subject: str | None = None,
+    purpose: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[Row[Any]]:
+    """Entries matching the filters, newest first (keyset pagination by id)."""
+    stmt = select(*ENTRY_COLUMNS)
+    if subject is not None:
+        stmt = stmt.join(AuditSubject, AuditSubject.entry_id == AuditEntry.id).where(
+            AuditSubject.subject == subject
+        )
+    if actor is not None:
+        stmt = stmt.where(AuditEntry.actor == actor)
+    if purpose is not None:
+        stmt = stmt.where(AuditEntry.purpose == purpose)
+    if since is not None:
+        stmt = stmt.where(AuditEntry.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEntry.created_at < until)
+    if before_id is not None:
+        stmt = stmt.where(AuditEntry.id < before_id)
+    return list(session.execute(stmt.order_by(AuditEntry.id.desc()).limit(limit)).all())
