@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "citygrid.territory.models",
     "citygrid.registry.models",
     "citygrid.audit.models",
+    "citygrid.access.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
