@@ -48,9 +48,9 @@ def build_requests(rng: random.Random) -> list[tuple[str, str, tuple[str, ...], 
         user = rng.randrange(USERS)
         role = roles[user % len(roles)]
         scope = f"440104{user % 18 + 1:03d}"
-        grid = (
-            f"440104{rng.randrange(1, 19):03d}{rng.randrange(1, 10):03d}{rng.randrange(1, 30):03d}"
-        )
+        # Half of the questions are about the user's own street, as in real use.
+        street = user % 18 + 1 if rng.random() < 0.5 else rng.randrange(1, 19)
+        grid = f"440104{street:03d}{rng.randrange(1, 10):03d}{rng.randrange(1, 30):03d}"
         requests.append(
             (f"user{user}", role, (scope,), grid, rng.choice(classes), rng.choice(purposes))
         )
