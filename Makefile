@@ -33,8 +33,10 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 i18n: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext_ -k ngettext_:1,2 -o src/citygrid/locale/citygrid.pot src/citygrid
-	$(BIN)/pybabel update -i src/citygrid/locale/citygrid.pot -d src/citygrid/locale -D citygrid --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg --project=citygrid --no-wrap -k _ -k gettext_ -k ngettext_:1,2 -o src/citygrid/locale/citygrid.pot src/citygrid
+	$(BIN)/pybabel update -i src/citygrid/locale/citygrid.pot -d src/citygrid/locale -D citygrid --no-fuzzy-matching --no-wrap
+	$(BIN)/python -c 'from citygrid.kit.i18n import fill_english_catalogue as f; f()'
+	$(BIN)/pytest -q --tb=short tests/test_translations.py || echo "Now translate the entries listed above in src/citygrid/locale/zh_CN/LC_MESSAGES/citygrid.po (docs/i18n.md)."
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

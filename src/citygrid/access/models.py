@@ -97,9 +97,7 @@ class Consent(TimestampMixin, Base):
     """A resident's consent that a department reads some field classes for a purpose."""
 
     __tablename__ = "consents"
-    __table_args__ = (
-        Index("ix_consents_lookup", "person_id", "requester_department", "purpose"),
-    )
+    __table_args__ = (Index("ix_consents_lookup", "person_id", "requester_department", "purpose"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))

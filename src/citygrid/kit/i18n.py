@@ -62,6 +62,13 @@ def ngettext_(singular: str, plural: str, n: int) -> str:
     return translations(get_locale()).ngettext(singular, plural, n)
 
 
+def localised(name_zh: str, name_en: str) -> str:
+    """The name for the current locale, falling back to the other when it is empty."""
+    if get_locale() == "zh_CN":
+        return name_zh or name_en
+    return name_en or name_zh
+
+
 def negotiate_locale(accept_language: str | None, cookie: str | None) -> str:
     """Pick the locale from the user's choice (cookie), then Accept-Language."""
     if cookie in LOCALES:
@@ -74,6 +81,35 @@ def negotiate_locale(accept_language: str | None, cookie: str | None) -> str:
             if tag.startswith("en"):
                 return "en"
     return DEFAULT_LOCALE
+
+
+def fill_english_catalogue() -> int:
+    """Copy each msgid into its empty msgstr in the English catalogue; returns how many.
+
+    English msgids are the English text, so ``make i18n`` fills that catalogue itself and
+    only the Chinese one needs a translator.
+    """
+    from babel.messages.pofile import write_po
+
+    path = po_path("en")
+    with path.open("rb") as po_file:
+        catalog = read_po(po_file, locale="en")
+    filled = 0
+    for message in catalog:
+        if not message.id:
+            continue
+        if isinstance(message.id, tuple):
+            strings = message.string if isinstance(message.string, tuple) else ()
+            if not strings or not all(strings):
+                message.string = (message.id[0], message.id[1])
+                filled += 1
+        elif not message.string:
+            message.string = message.id
+            filled += 1
+    if filled:
+        with path.open("wb") as po_file:
+            write_po(po_file, catalog, width=0)
+    return filled
 
 
 _ = gettext_

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
+from babel.numbers import format_decimal
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from citygrid import __version__
 from citygrid.kit import i18n
 from citygrid.kit.errors import CitygridError
 
@@ -36,6 +40,16 @@ templates.env.install_gettext_callables(  # type: ignore[attr-defined]
 )
 templates.env.globals["get_locale"] = i18n.get_locale
 templates.env.globals["LOCALES"] = i18n.LOCALES
+templates.env.globals["version"] = __version__
+templates.env.globals["localised"] = i18n.localised
+
+
+def format_number(value: int | float) -> str:
+    """A number with the current locale's digit grouping (``12,345``)."""
+    return format_decimal(value, locale=i18n.get_locale())
+
+
+templates.env.filters["number"] = format_number
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -71,7 +85,18 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 def _error_response(request: Request, status: int, body: dict[str, Any]) -> Response:
     if wants_html(request):
-        return render(request, "error.html", status_code=status, error=body["error"])
+        error = body["error"]
+        # The bare HTTP phrase ("Not Found") says less than the page's translated title.
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        generic = {phrase, "internal error", "error"}
+        return render(
+            request,
+            "error.html",
+            status_code=status,
+            error=error,
+            status=status,
+            show_message=error.get("message") not in generic,
+        )
     return JSONResponse(body, status_code=status)
 
 
@@ -105,6 +130,14 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"error": {"code": code, "message": message, "details": None}}
         return _error_response(request, exc.status_code, body)
 
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(request: Request, exc: IntegrityError) -> Response:
+        # Two requests raced past a service's check; the database's constraint decided.
+        # The driver's message names values (personal data): never echo it.
+        message = i18n.gettext_("the record conflicts with one that already exists")
+        body = {"error": {"code": "conflict", "message": message, "details": None}}
+        return _error_response(request, 409, body)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # Log the type and the request id only: the exception text may hold personal data.
@@ -117,6 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"error": {"code": "internal", "message": "internal error", "details": None}}
         return _error_response(request, 500, body)
 
+
+CACHEABLE_PREFIXES = ("/static/", "/vendor/")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self'; "
@@ -151,6 +186,11 @@ def install_middleware(app: FastAPI) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(CACHEABLE_PREFIXES):
+            # Pages and API answers may hold personal data: no copy in any cache.
+            headers.setdefault("Cache-Control", "no-store")
         if "text/html" in headers.get("content-type", ""):
             headers.setdefault("Content-Language", i18n.get_locale().replace("_", "-"))
+            # Pages differ by language: caches must key on what chose it.
+            headers.setdefault("Vary", "Accept-Language, Cookie")
         return response
