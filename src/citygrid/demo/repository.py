@@ -1,0 +1,145 @@
+"""The bulk writes of the demo build: raw DBAPI ``executemany`` on SQLite, COPY on PostgreSQL.
+
+The demo's rows are the initial state of the city, so they are written straight into the
+registry tables (no ORM objects, no per-row change history). These functions take a raw
+DBAPI connection (``engine.raw_connection().driver_connection``) and leave transactions to
+the caller, except where noted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from citygrid.registry.models import Person
+from citygrid.territory.models import Level, TerritorialUnit
+
+Row = tuple[Any, ...]
+OnBatch = Callable[[int], None]
+
+BATCH_ROWS = 50_000
+"""Rows per executemany call: large enough to amortise the call, small enough for a
+progress bar that moves."""
+
+# Pragmas for the build only: the file is a temporary one that is thrown away if the build
+# fails, so durability is not needed until the end (see sqlite_restore_pragmas).
+_SQLITE_BULK_PRAGMAS = (
+    "PRAGMA foreign_keys=OFF",
+    "PRAGMA journal_mode=MEMORY",
+    "PRAGMA synchronous=OFF",
+    "PRAGMA cache_size=-1048576",  # 1 GiB of page cache: every index stays in memory
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA locking_mode=EXCLUSIVE",
+)
+_SQLITE_NORMAL_PRAGMAS = (
+    "PRAGMA locking_mode=NORMAL",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA cache_size=-2000",
+    "PRAGMA temp_store=DEFAULT",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """True for a SQLite engine."""
+    return engine.dialect.name == "sqlite"
+
+
+def registry_row_count(session: Session) -> int:
+    """How many persons the registry already holds (a demo goes into an empty one)."""
+    return int(session.scalar(select(func.count()).select_from(Person)) or 0)
+
+
+def grid_codes(session: Session, *, code_prefix: str) -> set[str]:
+    """The codes of the stored grids under a prefix."""
+    return set(
+        session.scalars(
+            select(TerritorialUnit.code)
+            .where(TerritorialUnit.level == Level.GRID)
+            .where(TerritorialUnit.code.startswith(code_prefix))
+        )
+    )
+
+
+def sqlite_bulk_pragmas(connection: sqlite3.Connection) -> None:
+    """Switch a SQLite connection to bulk-load settings (outside any transaction)."""
+    for pragma in _SQLITE_BULK_PRAGMAS:
+        connection.execute(pragma).fetchall()
+
+
+def sqlite_restore_pragmas(connection: sqlite3.Connection) -> None:
+    """Back to citygrid's normal settings (WAL, synchronous NORMAL, foreign keys on)."""
+    for pragma in _SQLITE_NORMAL_PRAGMAS:
+        connection.execute(pragma).fetchall()
+
+
+def sqlite_foreign_key_problems(connection: sqlite3.Connection) -> list[Row]:
+    """Rows whose foreign key points at nothing (empty when the load is sound)."""
+    return list(connection.execute("PRAGMA foreign_key_check").fetchmany(10))
+
+
+def sqlite_analyze(connection: sqlite3.Connection) -> None:
+    """Give the query planner statistics of the loaded tables (sampled, so it is quick)."""
+    connection.execute("PRAGMA analysis_limit=2000").fetchall()
+    connection.execute("ANALYZE").fetchall()
+
+
+def insert_sql(table: str, columns: Sequence[str], placeholder: str) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)`` for a DBAPI placeholder style."""
+    marks = ", ".join([placeholder] * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - names are constants
+
+
+def sqlite_insert(
+    connection: sqlite3.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    on_batch: OnBatch | None = None,
+) -> None:
+    """Insert rows with ``executemany`` in batches, inside the caller's transaction."""
+    sql = insert_sql(table, columns, "?")
+    for start in range(0, len(rows), BATCH_ROWS):
+        batch = rows[start : start + BATCH_ROWS]
+        connection.executemany(sql, batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+
+
+def postgres_copy(
+    connection: Any,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    on_batch: OnBatch | None = None,
+) -> None:
+    """Load rows with COPY (psycopg 3), inside the caller's transaction."""
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for start in range(0, len(rows), BATCH_ROWS):
+            batch = rows[start : start + BATCH_ROWS]
+            for row in batch:
+                copy.write_row(row)
+            if on_batch is not None:
+                on_batch(len(batch))
+
+
+def postgres_reset_sequence(connection: Any, table: str) -> None:
+    """Move a table's id sequence past the explicit ids the load wrote."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - constant
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        )
+
+
+def postgres_analyze(connection: Any, tables: Sequence[str]) -> None:
+    """Statistics for the planner after a bulk load."""
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
