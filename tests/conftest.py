@@ -8,6 +8,7 @@ unreachable PostgreSQL fails the run instead of skipping.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -128,8 +129,9 @@ def app(settings: Settings, db_session: Session) -> Iterator[FastAPI]:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    """An HTTP client for the app."""
-    with TestClient(app) as test_client:
+    """An HTTP client for the app. It asks for English, the language the tests' assertions
+    read; a test of the Chinese interface sets Accept-Language or the language cookie."""
+    with TestClient(app, headers={"Accept-Language": "en"}) as test_client:
         yield test_client
 
 
@@ -138,3 +140,59 @@ def _fresh_settings() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+# ---------------------------------------------------------------------------- log hygiene
+# Everything the app logs during the run also goes to one file, which
+# tests/test_log_hygiene.py scans at the end for residents' names and ID numbers.
+
+LOG_HYGIENE_TEST = "tests/test_log_hygiene.py"
+# The test client's own loggers record the URLs it requests: not the app's log.
+TEST_CLIENT_LOGGERS = ("httpx", "httpcore")
+# uvicorn's loggers do not propagate to the root (and uvicorn resets their handlers).
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class _NotTheTestClient(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(TEST_CLIENT_LOGGERS)
+
+
+@pytest.fixture(scope="session")
+def log_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The file every log record of the run goes to (citygrid and uvicorn at DEBUG)."""
+    path = tmp_path_factory.getbasetemp() / "citygrid-test.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(_NotTheTestClient())
+    citygrid_logger = logging.getLogger("citygrid")
+    previous_level = citygrid_logger.level
+    citygrid_logger.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    handler.citygrid_path = path  # type: ignore[attr-defined]
+    try:
+        yield path
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name in UVICORN_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+        citygrid_logger.setLevel(previous_level)
+        handler.close()
+
+
+@pytest.fixture(autouse=True)
+def _log_to_file(log_file: Path) -> None:
+    """Keep uvicorn's loggers writing to the run's log file (a server's start resets them)."""
+    [handler] = [h for h in logging.getLogger().handlers if getattr(h, "citygrid_path", None)]
+    for name in UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        if handler not in uvicorn_logger.handlers:
+            uvicorn_logger.addHandler(handler)
+        uvicorn_logger.setLevel(logging.DEBUG)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the log hygiene test last: it checks what every other test logged."""
+    last = [item for item in items if item.nodeid.startswith(LOG_HYGIENE_TEST)]
+    items[:] = [item for item in items if item not in last] + last

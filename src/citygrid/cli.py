@@ -80,12 +80,33 @@ def serve(
     serve_app(use_database(db), host=host, port=port)
 
 
+@app.command("worker")
+def worker(db: DbOption = None) -> None:
+    """Run the background tasks (audit sequencer, ...) until Ctrl+C or SIGTERM; several may run."""
+    from citygrid.kit.migrate import current_revision
+    from citygrid.kit.worker import run_worker
+
+    if current_revision(use_database(db)) is None:
+        typer.echo("The database has no schema yet: run `citygrid db upgrade` first.", err=True)
+        raise typer.Exit(2)
+    run_worker(get_settings())
+
+
 def _register_domain_commands() -> None:
+    from citygrid.access.cli import clients_app, users_app
+    from citygrid.access.consent_cli import app as consent_app
+    from citygrid.audit.cli import app as audit_app
     from citygrid.demo.cli import register as register_demo
+    from citygrid.exchange.cli import app as exchange_app
     from citygrid.territory.cli import app as territory_app
 
     app.add_typer(territory_app, name="territory")
+    app.add_typer(exchange_app, name="exchange")
     register_demo(app)
+    app.add_typer(users_app, name="users")
+    app.add_typer(clients_app, name="clients")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(consent_app, name="consent")
 
 
 _register_domain_commands()

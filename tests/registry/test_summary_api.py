@@ -65,7 +65,7 @@ def test_the_summary_holds_no_personal_data(
         ({"Accept-Language": "en-GB,en;q=0.8"}, {}, "name_en"),
         ({"Accept-Language": "zh-CN,zh;q=0.9"}, {}, "name_zh"),
         ({}, {"citygrid_lang": "en"}, "name_en"),
-        ({}, {}, "name_zh"),
+        ({"Accept-Language": ""}, {}, "name_zh"),
     ],
 )
 def test_the_name_is_in_the_user_s_language(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citygrid.kit.models import Base, TimestampMixin, str_enum, utcnow
@@ -40,6 +40,9 @@ class Account(TimestampMixin, Base):
     # Territorial code prefixes: the account sees records whose grid code starts with one.
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The TOTP time step of the last accepted code: a code is accepted only for a later step,
+    # so a code seen over a shoulder or in a log cannot be replayed within its window.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, text, tuple_
+from sqlalchemy import Row, and_, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from citygrid.audit.models import AuditCheckpoint, AuditEntry, AuditLeaf, AuditNode, AuditSubject
@@ -48,29 +48,56 @@ def insert_subjects(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def lock_sequencer(session: Session) -> None:
-    """Serialise sequencers: a transaction-scoped advisory lock on PostgreSQL.
+    """Serialise sequencers until the end of the transaction (call it first in the transaction).
 
-    SQLite has one writer at a time; a second sequencer loses on the position key and retries.
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: take the database's write lock now
+    with a write that touches no row (a WAL reader that writes later, after another sequencer
+    committed, fails with "database is locked" instead of waiting for it).
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(6962)"))
+    else:
+        session.execute(text("UPDATE audit_checkpoints SET id = id WHERE 0"))
 
 
 def tree_size(session: Session) -> int:
-    """How many entries have a tree position."""
-    return int(session.execute(select(func.count()).select_from(AuditLeaf)).scalar_one())
+    """How many entries have a tree position (the highest position + 1: one index lookup)."""
+    highest = session.execute(select(func.max(AuditLeaf.position))).scalar_one()
+    return 0 if highest is None else int(highest) + 1
 
 
-def unsequenced(session: Session, limit: int) -> Sequence[Row[int, bytes, list[str]]]:
-    """Entries without a position, oldest first."""
-    stmt = (
+def unsequenced(
+    session: Session, limit: int, *, window: timedelta | None = None
+) -> Sequence[Row[int, bytes, list[str]]]:
+    """Entries without a position, oldest first.
+
+    With ``window``, only the entries after the last sequenced one and those appended within
+    ``window`` before it are looked at (index ranges, not the whole table): an entry that
+    committed late can only be that recent, as long as its transaction lasted less than
+    ``window``.
+    """
+    pending = (
         select(AuditEntry.id, AuditEntry.leaf_hash, AuditEntry.subjects)
         .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
         .where(AuditLeaf.entry_id.is_(None))
-        .order_by(AuditEntry.id)
         .limit(limit)
     )
-    return session.execute(stmt).all()
+    if window is not None:
+        last = session.execute(
+            select(AuditEntry.id, AuditEntry.created_at).where(
+                AuditEntry.id == select(func.max(AuditLeaf.entry_id)).scalar_subquery()
+            )
+        ).first()
+        if last is not None:
+            # Each part ordered by its own index, so that neither scans the table.
+            late = pending.where(AuditEntry.created_at >= last.created_at - window).order_by(
+                AuditEntry.created_at
+            )
+            newer = pending.where(AuditEntry.id > last.id).order_by(AuditEntry.id)
+            rows = {row.id: row for row in session.execute(late)}
+            rows.update({row.id: row for row in session.execute(newer)})
+            return [rows[entry_id] for entry_id in sorted(rows)[:limit]]
+    return session.execute(pending.order_by(AuditEntry.id)).all()
 
 
 def insert_leaves(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -96,8 +123,18 @@ def nodes(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, 
         )
         found.update({(0, position): digest for position, digest in session.execute(stmt)})
     if inner:
+        by_level: dict[int, list[int]] = {}
+        for level, index in inner:
+            by_level.setdefault(level, []).append(index)
+        # One indexed range per level: SQLite answers a row-value IN ((l, i), ...) by
+        # scanning the whole table.
         stmt2 = select(AuditNode.level, AuditNode.node_index, AuditNode.hash).where(
-            tuple_(AuditNode.level, AuditNode.node_index).in_(inner)
+            or_(
+                *(
+                    and_(AuditNode.level == level, AuditNode.node_index.in_(indexes))
+                    for level, indexes in by_level.items()
+                )
+            )
         )
         found.update({(level, index): digest for level, index, digest in session.execute(stmt2)})
     return found
@@ -115,6 +152,16 @@ def add_checkpoint(session: Session, values: dict[str, Any]) -> AuditCheckpoint:
     session.add(checkpoint)
     session.flush()
     return checkpoint
+
+
+def checkpoints_page(
+    session: Session, *, before_id: int | None = None, limit: int = 50
+) -> list[AuditCheckpoint]:
+    """Checkpoints newest first, older than ``before_id`` when given (keyset pagination)."""
+    stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(AuditCheckpoint.id < before_id)
+    return list(session.execute(stmt).scalars())
 
 
 def checkpoints(session: Session) -> list[AuditCheckpoint]:
@@ -176,8 +223,11 @@ def search(
     limit: int = 100,
     before_id: int | None = None,
 ) -> list[Row[Any]]:
-    """Entries matching the filters, newest first (keyset pagination by id)."""
-    stmt = select(*ENTRY_COLUMNS)
+    """Entries matching the filters with their tree positions (None until sequenced), newest
+    first (keyset pagination by id)."""
+    stmt = select(*ENTRY_COLUMNS, AuditLeaf.position).outerjoin(
+        AuditLeaf, AuditLeaf.entry_id == AuditEntry.id
+    )
     if subject is not None:
         stmt = stmt.join(AuditSubject, AuditSubject.entry_id == AuditEntry.id).where(
             AuditSubject.subject == subject

@@ -15,11 +15,13 @@ from citygrid.audit import merkle
 from citygrid.audit import repository as repo
 from citygrid.audit.signing import SigningKey, checkpoint_note, verify_note
 from citygrid.kit.actor import Actor
-from citygrid.kit.errors import Conflict, NotFound
+from citygrid.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 
 ALLOWED = "allowed"
 DENIED = "denied"
+NOT_YET_CHECKPOINTED = "not_yet_checkpointed"
 # Entries that commit later than this after a newer checkpoint count as inserted behind the
 # log's back (a legitimate writer's transaction is far shorter).
 STRAY_GRACE = timedelta(minutes=5)
@@ -110,10 +112,14 @@ def record_for(actor: Actor, **values: Any) -> AccessRecord:
     )
 
 
-def sequence(session: Session, *, limit: int = 100_000) -> int:
-    """Give unsequenced entries their tree positions (one sequencer at a time); returns how many."""
+def sequence(session: Session, *, limit: int = 100_000, recent_only: bool = False) -> int:
+    """Give unsequenced entries their tree positions (one sequencer at a time); returns how many.
+
+    ``recent_only`` looks only at entries appended since (or up to ``STRAY_GRACE`` before) the
+    last sequenced one: a cheap periodic tick. Without it the whole log is searched.
+    """
     repo.lock_sequencer(session)
-    pending = repo.unsequenced(session, limit)
+    pending = repo.unsequenced(session, limit, window=STRAY_GRACE if recent_only else None)
     if not pending:
         return 0
     first = repo.tree_size(session)
@@ -205,9 +211,11 @@ def _checkpoint_read(checkpoint: Any) -> CheckpointRead:
     )
 
 
-def checkpoint(session: Session, key: SigningKey, *, origin: str) -> CheckpointRead | None:
+def checkpoint(
+    session: Session, key: SigningKey, *, origin: str, recent_only: bool = False
+) -> CheckpointRead | None:
     """Sequence pending entries and sign a new tree head if the tree grew; None otherwise."""
-    while sequence(session):
+    while sequence(session, recent_only=recent_only):
         pass
     size, root = current_root(session)
     latest = repo.latest_checkpoint(session)
@@ -257,13 +265,13 @@ def inclusion_proof(session: Session, *, entry_id: int) -> InclusionProof:
     """The entry's leaf, its audit path and the latest checkpoint that covers it."""
     row = repo.entry(session, entry_id)
     if row is None:
-        raise NotFound("no such audit entry")
+        raise NotFound(_("No such audit entry."))
     leaf = repo.leaf_of_entry(session, entry_id)
     latest = repo.latest_checkpoint(session)
     if leaf is None or latest is None or latest.tree_size <= leaf.position:
         raise Conflict(
-            "the entry is not in a signed checkpoint yet; try again in a few seconds",
-            code="not_yet_checkpointed",
+            _("The entry is not in a signed checkpoint yet; try again in a few seconds."),
+            code=NOT_YET_CHECKPOINTED,
         )
     path = merkle.inclusion_proof(leaf.position, latest.tree_size, _db_nodes(session))
     return InclusionProof(
@@ -399,3 +407,249 @@ def _key_id(public_key: bytes) -> str:
     from citygrid.audit.signing import key_id
 
     return key_id(public_key)
+
+
+# ============================================================================ reviewing the log
+# Reading the log is itself an access to personal data (who looked at whom): every search,
+# proof and display is appended as an entry of purpose ``audit-review``; a refusal too.
+
+AUDIT_PURPOSE = "audit-review"
+ACTION_SEARCH = "audit_search"
+ACTION_PROOF = "audit_proof"
+ACTION_SHOW = "audit_show"
+ACTION_VERIFY = "audit_verify"
+
+AUDITOR = "auditor"
+ADMIN = "admin"
+# Who may do what. Reviewing who saw whom is the auditor's (and the data protection officer's)
+# alone; checking the log's integrity is also the administrator's. In-process callers (the
+# CLI, whose user already holds the database) have kind "system".
+ALLOWED_ROLES: dict[str, frozenset[str]] = {
+    ACTION_SEARCH: frozenset({AUDITOR}),
+    ACTION_SHOW: frozenset({AUDITOR}),
+    ACTION_PROOF: frozenset({AUDITOR, ADMIN}),
+    ACTION_VERIFY: frozenset({AUDITOR, ADMIN}),
+}
+MAX_PAGE = 500
+
+
+class AuditAccessDenied(Forbidden):
+    """The caller's role may not do this with the log. Its denied entry has been appended:
+    commit before answering."""
+
+
+def may(actor: Actor, action: str) -> bool:
+    """True when the actor may perform ``action`` on the log."""
+    return actor.kind == "system" or actor.role in ALLOWED_ROLES[action]
+
+
+def authorise(session: Session, actor: Actor, *, action: str) -> None:
+    """Raise AuditAccessDenied (after logging the refusal) unless the actor may do ``action``."""
+    if may(actor, action):
+        return
+    append(
+        session,
+        record_for(
+            actor,
+            action=action,
+            outcome=DENIED,
+            purpose=AUDIT_PURPOSE,
+            request_id=actor.request_id,
+            client_address=actor.client_address,
+            detail={"reason": "role"},
+        ),
+    )
+    session.flush()
+    raise AuditAccessDenied(_("Only auditors may review the access log."))
+
+
+def _review(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    subjects: Sequence[str] = (),
+    detail: dict[str, Any] | None = None,
+) -> None:
+    append(
+        session,
+        record_for(
+            actor,
+            action=action,
+            outcome=ALLOWED,
+            purpose=AUDIT_PURPOSE,
+            subjects=tuple(dict.fromkeys(subjects)),
+            request_id=actor.request_id,
+            client_address=actor.client_address,
+            detail=detail,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EntryRead:
+    """An entry of the log as an auditor sees it."""
+
+    id: int
+    created_at: datetime
+    actor: str
+    role: str
+    department: str | None
+    scope: list[str]
+    purpose: str | None
+    action: str
+    outcome: str
+    subjects: list[str]
+    fields: list[str]
+    request_id: str | None
+    client_address: str | None
+    detail: dict[str, Any] | None
+    leaf_hash: str
+    position: int | None  # None until the sequencer has placed it in the tree
+
+
+def _entry_read(row: Any, position: int | None) -> EntryRead:
+    return EntryRead(
+        id=row.id,
+        created_at=_utc(row.created_at),
+        actor=row.actor,
+        role=row.role,
+        department=row.department,
+        scope=list(row.scope),
+        purpose=row.purpose,
+        action=row.action,
+        outcome=row.outcome,
+        subjects=list(row.subjects),
+        fields=list(row.fields),
+        request_id=row.request_id,
+        client_address=row.client_address,
+        detail=row.detail,
+        leaf_hash=base64.b64encode(row.leaf_hash).decode(),
+        position=position,
+    )
+
+
+@dataclass(frozen=True)
+class EntryFilters:
+    """What an auditor searches the log by; None matches everything."""
+
+    actor: str | None = None
+    subject: str | None = None  # a person's opaque ref
+    purpose: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def as_detail(self) -> dict[str, Any]:
+        """The filters that were set, as JSON for the search's own audit entry."""
+        values = {
+            "actor": self.actor,
+            "subject": self.subject,
+            "purpose": self.purpose,
+            "since": _utc(self.since).isoformat() if self.since else None,
+            "until": _utc(self.until).isoformat() if self.until else None,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of a search, newest first; ``next_before_id`` continues it (None: the end)."""
+
+    items: list[EntryRead]
+    next_before_id: int | None
+    limit: int
+
+
+def search_entries(
+    session: Session,
+    actor: Actor,
+    *,
+    filters: EntryFilters,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> EntryPage:
+    """Entries matching ``filters``, newest first, for an auditor; the search is logged."""
+    authorise(session, actor, action=ACTION_SEARCH)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed.one("limit", _("must be between 1 and 500"))
+    if filters.since and filters.until and _utc(filters.until) <= _utc(filters.since):
+        raise ValidationFailed.one("until", _("must be later than since"))
+    rows = repo.search(
+        session,
+        actor=filters.actor,
+        subject=filters.subject,
+        purpose=filters.purpose,
+        since=_utc(filters.since) if filters.since else None,
+        until=_utc(filters.until) if filters.until else None,
+        limit=limit + 1,
+        before_id=before_id,
+    )
+    items = [_entry_read(row, row.position) for row in rows[:limit]]
+    next_before_id = items[-1].id if len(rows) > limit else None
+    # The person searched for is a subject; the persons in the results are not (a grid's list
+    # names hundreds): the filters and the ids shown say exactly what was seen.
+    _review(
+        session,
+        actor,
+        action=ACTION_SEARCH,
+        subjects=[filters.subject] if filters.subject else [],
+        detail={
+            "filters": filters.as_detail(),
+            "before_id": before_id,
+            "results": len(items),
+            "entry_ids": [items[-1].id, items[0].id] if items else [],
+        },
+    )
+    session.flush()
+    return EntryPage(items=items, next_before_id=next_before_id, limit=limit)
+
+
+def show_entry(session: Session, actor: Actor, *, entry_id: int) -> EntryRead:
+    """One entry with its tree position, for an auditor; the look is logged."""
+    authorise(session, actor, action=ACTION_SHOW)
+    row = repo.entry(session, entry_id)
+    if row is None:
+        raise NotFound(_("No such audit entry."))
+    leaf = repo.leaf_of_entry(session, entry_id)
+    entry = _entry_read(row, leaf.position if leaf is not None else None)
+    _review(
+        session, actor, action=ACTION_SHOW, subjects=entry.subjects, detail={"entry_id": entry_id}
+    )
+    session.flush()
+    return entry
+
+
+def proof_for(session: Session, actor: Actor, *, entry_id: int) -> InclusionProof:
+    """``inclusion_proof`` for an auditor or administrator; the request is logged."""
+    authorise(session, actor, action=ACTION_PROOF)
+    proof = inclusion_proof(session, entry_id=entry_id)
+    subjects = json.loads(proof.canonical_entry)["subjects"]
+    _review(session, actor, action=ACTION_PROOF, subjects=subjects, detail={"entry_id": entry_id})
+    session.flush()
+    return proof
+
+
+def checkpoints_page(
+    session: Session, *, before_id: int | None = None, limit: int = 50
+) -> tuple[list[CheckpointRead], int | None]:
+    """Signed tree heads newest first, and the ``before_id`` of the next page (None: the end)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed.one("limit", _("must be between 1 and 500"))
+    found = repo.checkpoints_page(session, before_id=before_id, limit=limit + 1)
+    items = [_checkpoint_read(cp) for cp in found[:limit]]
+    return items, (items[-1].id if len(found) > limit else None)
+
+
+def signature_status(checkpoint: CheckpointRead, public_keys: Iterable[bytes]) -> str:
+    """``valid``, ``invalid``, or ``unknown_key`` (no published key has its key id)."""
+    keys = {_key_id(key): key for key in public_keys}
+    public = keys.get(checkpoint.key_id)
+    if public is None:
+        return "unknown_key"
+    signed = verify_note(public, checkpoint.note, base64.b64decode(checkpoint.signature))
+    return "valid" if signed else "invalid"
+
+
+def tree_size(session: Session) -> int:
+    """How many entries the sequencer has placed in the tree."""
+    return repo.tree_size(session)

@@ -18,7 +18,11 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 
 from citygrid.kit.settings import Settings
 
@@ -77,11 +81,68 @@ def load_signing_key(settings: Settings) -> SigningKey:
             "set CITYGRID_AUDIT_SIGNING_KEY or CITYGRID_AUDIT_SIGNING_KEY_FILE "
             "(generate one with `citygrid audit keygen`)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as key_file:
-        key_file.write(generate_seed_b64() + "\n")
+    write_key_file(path, generate_seed_b64(), exist_ok=True)
     return _from_seed_b64(path.read_text())
+
+
+def write_key_file(path: Path, seed_b64: str, *, exist_ok: bool = False) -> bool:
+    """Create a private key file (mode 0600) whole or not at all; False if it already existed.
+
+    The key is written to a temporary file that is then hard-linked into place, so a process
+    racing to create the same file never reads a half-written key.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(seed_b64 + "\n")
+        os.link(temporary, path)
+    except FileExistsError:
+        if not exist_ok:
+            raise
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def signing_key_from_seed(seed_b64: str) -> SigningKey:
+    """The signing key of a base64 32-byte seed (what a key file holds)."""
+    return _from_seed_b64(seed_b64)
+
+
+def public_key_pem(public_key: bytes) -> str:
+    """A raw Ed25519 public key as PEM (SubjectPublicKeyInfo), for tools such as openssl."""
+    loaded = Ed25519PublicKey.from_public_bytes(public_key)
+    return loaded.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def parse_public_key(text: str) -> bytes:
+    """A raw 32-byte Ed25519 public key from base64 (of the raw key) or PEM; ValueError else."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        loaded = load_pem_public_key(text.encode())
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise ValueError("not an Ed25519 public key")
+        return loaded.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError("not base64 or PEM") from None
+    if len(raw) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    return raw
+
+
+def published_public_keys(settings: Settings) -> list[bytes]:
+    """The public keys checkpoints may be signed with: the current key's, then retired ones."""
+    keys = [load_signing_key(settings).public_bytes]
+    for retired in settings.audit_retired_public_keys:
+        raw = parse_public_key(retired)
+        if raw not in keys:
+            keys.append(raw)
+    return keys
 
 
 def checkpoint_note(origin: str, tree_size: int, root_hash: bytes, created_at: datetime) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from citygrid.access.demo_accounts import DemoAccount, create_demo_accounts
 from citygrid.demo import repository
 from citygrid.demo.geography import build_territory
 from citygrid.demo.population import (
@@ -41,7 +42,7 @@ from citygrid.kit.db import make_engine
 from citygrid.kit.errors import Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.migrate import upgrade
-from citygrid.kit.settings import normalise_database_url, sqlite_url
+from citygrid.kit.settings import DEMO_SECRET, get_settings, normalise_database_url, sqlite_url
 from citygrid.registry.catalogue import load_component_classes, sync_component_classes
 from citygrid.territory.service import import_feature_collection
 
@@ -77,6 +78,7 @@ class BuildReport:
     counts: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
+    accounts: list[DemoAccount] = field(default_factory=list)
 
     @property
     def person_insert_seconds(self) -> float:
@@ -184,10 +186,21 @@ def build_demo_database(
             report.counts["grids"] = len(territory.grids)
             report.counts["communities"] = len(territory.communities)
             _load(engine, rows.tables, clock, progress)
+        progress.phase("accounts")
+        with clock.phase("accounts"), Session(engine) as session:
+            report.accounts = _create_accounts(session)
+            session.commit()
     finally:
         engine.dispose()
     report.total_seconds = time.perf_counter() - started
     return report
+
+
+def _create_accounts(session: Session) -> list[DemoAccount]:
+    """One account per role and one API client per department, with the demo password (a
+    demo database is in demo mode whatever the environment says)."""
+    settings = get_settings().model_copy(update={"demo_mode": True})
+    return create_demo_accounts(session, password=DEMO_SECRET, settings=settings)
 
 
 def _load(

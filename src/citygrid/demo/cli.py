@@ -177,6 +177,12 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo("  (demo mode: synthetic data and demo secrets; Ctrl+C stops the server)")
         typer.echo("")
+        from citygrid.access.demo_accounts import demo_account_lines
+        from citygrid.kit.settings import DEMO_SECRET
+
+        for line in demo_account_lines(url, password=DEMO_SECRET):
+            typer.echo(line)
+        typer.echo("")
         serve_app(url, host=host, port=port)
 
     @app.command(

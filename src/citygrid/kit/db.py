@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citygrid.kit.settings import get_settings, normalise_database_url
 
+#: Execution option: "IMMEDIATE" makes a SQLite transaction take the write lock at its start.
+SQLITE_BEGIN = "sqlite_begin"
+
 _engines: dict[str, Engine] = {}
 _session_factories: dict[str, sessionmaker[Session]] = {}
 
@@ -32,7 +35,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE would serialise readers; DEFERRED is right for a web app with short writes.
-        connection.exec_driver_sql("BEGIN")
+        # A unit of work that reads and then must write (the access gateway: a read and its
+        # log entry) asks for IMMEDIATE with the execution option sqlite_begin="IMMEDIATE":
+        # a deferred one fails with "database is locked" if another writer committed between
+        # its read and its write (a stale WAL snapshot cannot be upgraded to a write).
+        immediate = connection.get_execution_options().get(SQLITE_BEGIN) == "IMMEDIATE"
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:

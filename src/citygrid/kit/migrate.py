@@ -16,6 +16,8 @@ MODEL_MODULES = (
     "citygrid.registry.models",
     "citygrid.audit.models",
     "citygrid.access.models",
+    "citygrid.cases.models",
+    "citygrid.exchange.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -41,6 +43,10 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database up to ``revision``."""
+    # Domains built in parallel may leave several heads until they are chained: "heads" is
+    # "head" when there is only one.
+    if revision == "head":
+        revision = "heads"
     command.upgrade(alembic_config(database_url), revision)
 
 
@@ -58,6 +64,7 @@ def current_revision(database_url: str) -> str | None:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            heads = MigrationContext.configure(connection).get_current_heads()
+            return ",".join(sorted(heads)) or None
     finally:
         engine.dispose()

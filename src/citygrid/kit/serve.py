@@ -20,6 +20,8 @@ def serve_app(database_url: str, *, host: str, port: int) -> None:
         )
         raise typer.Exit(2)
     from citygrid.app import create_app
+    from citygrid.kit.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+    app = create_app(start_worker=get_settings().embedded_worker)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -42,7 +42,43 @@ class Settings(BaseSettings):
     audit_log_origin: str = Field(
         default="citygrid/audit", description="Name of the log in its signed checkpoints"
     )
+    audit_retired_public_keys: list[str] = Field(
+        default_factory=list,
+        description="Public keys (base64, raw 32 bytes) that signed older checkpoints before a "
+        'key rotation; still published and used by verify. JSON: ["...", "..."]',
+    )
+    embedded_worker: bool = Field(
+        default=True,
+        description="Run the background tasks (audit sequencer, ...) inside `citygrid serve`; "
+        "set false when `citygrid worker` runs them",
+    )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # --- sign-in, sessions and tokens (citygrid.access)
+    trust_proxy_headers: bool = Field(
+        default=False,
+        description="Believe X-Forwarded-Proto / X-Forwarded-For (only behind your own proxy)",
+    )
+    session_idle_minutes: int = Field(default=30, ge=1, description="Web session idle expiry")
+    session_absolute_hours: int = Field(default=12, ge=1, description="Web session absolute expiry")
+    signin_window_minutes: int = Field(
+        default=15, ge=1, description="Failed sign-ins are counted over this window"
+    )
+    signin_slowdown_after: int = Field(
+        default=3, ge=1, description="After this many failures each attempt waits 2^(n-k) s"
+    )
+    signin_account_lock_after: int = Field(
+        default=10, ge=1, description="Failures that lock an account name"
+    )
+    signin_address_lock_after: int = Field(
+        default=30, ge=1, description="Failures that lock a source address"
+    )
+    signin_lock_minutes: int = Field(default=15, ge=1, description="How long a lock lasts")
+    access_token_ttl_seconds: int = Field(
+        default=900, ge=30, description="Lifetime of an API bearer token"
+    )
+    password_hash_time_cost: int = Field(default=3, ge=1, description="argon2id iterations")
+    password_hash_memory_kib: int = Field(default=65536, ge=8, description="argon2id memory in KiB")
+    password_hash_parallelism: int = Field(default=4, ge=1, description="argon2id lanes")
     log_level: str = Field(default="INFO")
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +17,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citygrid import __version__
 from citygrid.kit import i18n
@@ -66,7 +69,10 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent. By default FastAPI runs the code
+# after `yield` once the response is out, so a client could read 201 for a write that then
+# failed to commit, or not find it on its next request.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def wants_html(request: Request) -> bool:
@@ -160,6 +166,48 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+class _PerRequest:
+    """Pure ASGI middleware (no extra task per request, unlike ``@app.middleware``): a request
+    id, the locale, and the security headers on every answer."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.csp = csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        request_id = request_headers.get("x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        cookies = cookie_parser(request_headers.get("cookie", ""))
+        locale = i18n.negotiate_locale(
+            request_headers.get("accept-language"), cookies.get(LOCALE_COOKIE)
+        )
+        i18n.set_locale(locale)
+        cacheable = scope["path"].startswith(CACHEABLE_PREFIXES)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Request-ID", request_id)
+                headers.setdefault("Content-Security-Policy", self.csp)
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if not cacheable:
+                    # Pages and API answers may hold personal data: no copy in any cache.
+                    headers.setdefault("Cache-Control", "no-store")
+                if "text/html" in headers.get("content-type", ""):
+                    headers.setdefault("Content-Language", locale.replace("_", "-"))
+                    # Pages differ by language: caches must key on what chose it.
+                    headers.setdefault("Vary", "Accept-Language, Cookie")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def install_middleware(app: FastAPI) -> None:
     """Locale per request, a request id, and security headers on every answer."""
     tile_url = app.state.settings.map_tile_url
@@ -168,29 +216,4 @@ def install_middleware(app: FastAPI) -> None:
         scheme, _, rest = tile_url.partition("://")
         tiles = f"{scheme}://{rest.split('/', 1)[0].replace('{s}', '*')}"
     csp = CONTENT_SECURITY_POLICY.format(tiles=tiles).replace("  ", " ")
-
-    @app.middleware("http")
-    async def _per_request(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        i18n.set_locale(
-            i18n.negotiate_locale(
-                request.headers.get("accept-language"), request.cookies.get(LOCALE_COOKIE)
-            )
-        )
-        response = await call_next(request)
-        headers = response.headers
-        headers.setdefault("X-Request-ID", request.state.request_id)
-        headers.setdefault("Content-Security-Policy", csp)
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith(CACHEABLE_PREFIXES):
-            # Pages and API answers may hold personal data: no copy in any cache.
-            headers.setdefault("Cache-Control", "no-store")
-        if "text/html" in headers.get("content-type", ""):
-            headers.setdefault("Content-Language", i18n.get_locale().replace("_", "-"))
-            # Pages differ by language: caches must key on what chose it.
-            headers.setdefault("Vary", "Accept-Language, Cookie")
-        return response
+    app.add_middleware(_PerRequest, csp=csp)

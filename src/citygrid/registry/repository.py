@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Date,
     FromClause,
     Integer,
+    Row,
     Select,
     String,
     and_,
     bindparam,
+    case,
     cast,
+    false,
     func,
     literal_column,
     null,
+    or_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -278,3 +286,465 @@ def changes_of(session: Session, *, entity: str, entity_id: int) -> list[Registr
         .order_by(RegistryChange.id)
     )
     return list(session.scalars(statement))
+
+
+# ----------------------------------------------------------------------------- scoped persons
+# The queries of the access gateway (``citygrid.access.gateway``), its only caller: every one
+# filters by the caller's territorial scopes in SQL, as OR-ed ranges on the indexed grid code.
+# Columns are selected one by one (no ORM entities) and enum/date columns come back as the
+# stored text where the driver allows it: the gateway masks and serialises them directly.
+# Statements are built once per shape (which criteria, columns, order) with bound parameters
+# and cached: building a statement with its residence join costs more than running it.
+
+_PERSONS = Person.__table__
+_CURRENT = Residence.__table__.alias("current_residence")
+_UNITS = HousingUnit.__table__.alias("residence_unit")
+_BUILDINGS = Building.__table__.alias("residence_building")
+_TODAY = bindparam("today", type_=Date())
+_GRID_CODE_LENGTH = 15
+
+#: Columns of the persons table the gateway may select, by the name it uses.
+PERSON_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "id": _PERSONS.c.id,
+    "ref": _PERSONS.c.ref,
+    "grid_code": _PERSONS.c.grid_code,
+    "name": _PERSONS.c.name,
+    "id_number": _PERSONS.c.id_number,
+    "sex": type_coerce(_PERSONS.c.sex, String()),
+    "birth_date": type_coerce(_PERSONS.c.birth_date, String()),
+    "ethnicity": _PERSONS.c.ethnicity,
+    "status": type_coerce(_PERSONS.c.status, String()),
+    "mobile": _PERSONS.c.mobile,
+    "landline": _PERSONS.c.landline,
+    "population_type": type_coerce(_PERSONS.c.population_type, String()),
+    "household_ref": _PERSONS.c.household_id,
+    "relation_to_head": _PERSONS.c.relation_to_head,
+    "marital_status": type_coerce(_PERSONS.c.marital_status, String()),
+}
+#: Columns of the person's current residence (joined only when one of them is selected).
+RESIDENCE_COLUMNS: dict[str, ColumnElement[Any]] = {
+    # The address of a residence: the building's address and the unit's number.
+    "address": (_BUILDINGS.c.address + " " + _UNITS.c.number),
+    "unit_id": _UNITS.c.id,
+    "building_id": _UNITS.c.building_id,
+}
+
+
+@dataclass(frozen=True)
+class PersonCriteria:
+    """Which persons a gateway query is about. ``scopes`` always apply; the rest are ANDed.
+
+    ``equals`` holds (column name, value) pairs; ``name`` matches exactly or, with
+    ``name_prefix``, as a prefix (a range on the name, so ``%`` and ``_`` are plain text).
+    """
+
+    scopes: tuple[str, ...]
+    grid_code: str | None = None
+    building_id: int | None = None
+    unit_id: int | None = None
+    household_id: int | None = None
+    ref: str | None = None
+    name: str | None = None
+    name_prefix: bool = False
+    id_number: str | None = None
+    equals: tuple[tuple[str, str], ...] = ()
+
+
+def scope_condition(column: ColumnElement[str], scopes: Sequence[str]) -> ColumnElement[bool]:
+    """``column`` starts with one of the code prefixes: an OR of ranges its index serves
+    (false when there is no prefix: no scope sees nothing)."""
+    ranges: list[ColumnElement[bool]] = []
+    for prefix in dict.fromkeys(scopes):
+        upper = prefix_upper_bound(prefix)
+        ranges.append(column >= prefix if upper is None else and_(column >= prefix, column < upper))
+    if not ranges:
+        return false()
+    return ranges[0] if len(ranges) == 1 else or_(*ranges)
+
+
+def text_prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` in code point order
+    (None when there is none): ``"张"`` -> ``"弢"``, the next character."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates cannot be stored: skip to the next scalar
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
+
+
+def _current_residence_id() -> Any:
+    # A person's current residence: not ended by today; where they actually live before
+    # where they are registered; the latest move first.
+    residence = Residence.__table__.alias("candidate_residence")
+    return (
+        select(residence.c.id)
+        .where(
+            residence.c.person_id == _PERSONS.c.id,
+            or_(residence.c.until.is_(None), residence.c.until >= _TODAY),
+        )
+        .order_by(
+            case((residence.c.kind == "registered_address", 1), else_=0),
+            residence.c.since.desc(),
+            residence.c.id.desc(),
+        )
+        .limit(1)
+        .correlate(_PERSONS)
+        .scalar_subquery()
+    )
+
+
+def _has_residence() -> ColumnElement[bool]:
+    # Whether the person has a current residence, without joining it (one index probe).
+    residence = Residence.__table__.alias("any_residence")
+    return (
+        select(residence.c.id)
+        .where(
+            residence.c.person_id == _PERSONS.c.id,
+            or_(residence.c.until.is_(None), residence.c.until >= _TODAY),
+        )
+        .correlate(_PERSONS)
+        .exists()
+    )
+
+
+#: Whether the person has a current residence (selected without the residence join).
+PERSON_COLUMNS["has_residence"] = _has_residence()
+
+
+def _placed(placement: str) -> ColumnElement[bool]:
+    # Persons with a current residence in the building or unit: lets the planner start from
+    # there (indexed) rather than from the whole scope ...
+    residence = Residence.__table__.alias("placed_residence")
+    unit = HousingUnit.__table__.alias("placed_unit")
+    placed = unit.c.building_id if placement == "building_id" else unit.c.id
+    return and_(
+        _PERSONS.c.id.in_(
+            select(residence.c.person_id)
+            .join(unit, unit.c.id == residence.c.unit_id)
+            .where(
+                placed == bindparam(placement),
+                or_(residence.c.until.is_(None), residence.c.until >= _TODAY),
+            )
+        ),
+        # ... and it is the residence the answer shows (not an older one that also lasts).
+        RESIDENCE_COLUMNS[placement] == bindparam(placement),
+    )
+
+
+# The shape of a query: what decides its SQL text (values travel as parameters).
+_Shape = tuple[Any, ...]
+
+
+def _shape_and_parameters(criteria: PersonCriteria, today: date) -> tuple[_Shape, dict[str, Any]]:
+    parameters: dict[str, Any] = {"today": today}
+    bounded: list[str] = []
+    for index, prefix in enumerate(dict.fromkeys(criteria.scopes)):
+        upper = prefix_upper_bound(prefix)
+        parameters[f"scope_{index}"] = prefix
+        if len(prefix) == _GRID_CODE_LENGTH:
+            # A whole grid: equality, which planners estimate far better than a range (SQLite
+            # would otherwise walk the name index for a common surname inside one grid).
+            bounded.append("grid")
+            continue
+        if upper is not None:
+            parameters[f"scope_{index}_upper"] = upper
+        bounded.append("range" if upper is not None else "open")
+    for name in ("grid_code", "building_id", "unit_id", "household_id", "ref", "id_number"):
+        value = getattr(criteria, name)
+        if value is not None:
+            parameters[name] = value
+    name_mode = None
+    if criteria.name is not None:
+        parameters["name"] = criteria.name
+        name_mode = "exact"
+        if criteria.name_prefix:
+            upper = text_prefix_upper_bound(criteria.name)
+            name_mode = "prefix" if upper is not None else "prefix_unbounded"
+            if upper is not None:
+                parameters["name_upper"] = upper
+    for index, (_column, value) in enumerate(criteria.equals):
+        parameters[f"equals_{index}"] = value
+    shape = (
+        tuple(bounded),
+        tuple(
+            name in parameters
+            for name in ("grid_code", "building_id", "unit_id", "household_id", "ref", "id_number")
+        ),
+        name_mode,
+        tuple(column for column, _value in criteria.equals),
+    )
+    return shape, parameters
+
+
+def _conditions(shape: _Shape, dialect: str) -> list[ColumnElement[bool]]:
+    bounded, present, name_mode, equals = shape
+    ranges: list[ColumnElement[bool]] = []
+    for index, kind in enumerate(bounded):
+        prefix = bindparam(f"scope_{index}", type_=String())
+        if kind == "grid":
+            ranges.append(_PERSONS.c.grid_code == prefix)
+        elif kind == "range":
+            upper = _PERSONS.c.grid_code < bindparam(f"scope_{index}_upper", type_=String())
+            ranges.append(and_(_PERSONS.c.grid_code >= prefix, upper))
+        else:
+            ranges.append(_PERSONS.c.grid_code >= prefix)
+    conditions: list[ColumnElement[bool]] = [
+        false() if not ranges else ranges[0] if len(ranges) == 1 else or_(*ranges)
+    ]
+    has_grid, has_building, has_unit, has_household, has_ref, has_id_number = present
+    if has_grid:
+        conditions.append(_PERSONS.c.grid_code == bindparam("grid_code", type_=String()))
+    if has_household:
+        conditions.append(_PERSONS.c.household_id == bindparam("household_id"))
+    if has_ref:
+        conditions.append(_PERSONS.c.ref == bindparam("ref", type_=String()))
+    if has_id_number:
+        conditions.append(_PERSONS.c.id_number == bindparam("id_number", type_=String()))
+    if name_mode == "exact":
+        conditions.append(_PERSONS.c.name == bindparam("name", type_=String()))
+    elif name_mode is not None:
+        # Ranges on text mean "starts with" only in code point order: SQLite compares bytes;
+        # PostgreSQL's database collation may be linguistic, so name the "C" collation there.
+        name = _PERSONS.c.name.collate("C") if dialect == "postgresql" else _PERSONS.c.name
+        conditions.append(name >= bindparam("name", type_=String()))
+        if name_mode == "prefix":
+            conditions.append(name < bindparam("name_upper", type_=String()))
+    for index, column in enumerate(equals):
+        conditions.append(PERSON_COLUMNS[column] == bindparam(f"equals_{index}", type_=String()))
+    if has_building:
+        conditions.append(_placed("building_id"))
+    if has_unit:
+        conditions.append(_placed("unit_id"))
+    return conditions
+
+
+def _persons_from(with_residence: bool) -> FromClause:
+    if not with_residence:
+        return _PERSONS
+    return (
+        _PERSONS.outerjoin(_CURRENT, _CURRENT.c.id == _current_residence_id())
+        .outerjoin(_UNITS, _UNITS.c.id == _CURRENT.c.unit_id)
+        .outerjoin(_BUILDINGS, _BUILDINGS.c.id == _UNITS.c.building_id)
+    )
+
+
+@lru_cache(maxsize=512)
+def _rows_statement(
+    dialect: str,
+    shape: _Shape,
+    columns: tuple[str, ...],
+    order_by: tuple[tuple[str, bool], ...],
+    limited: bool,
+) -> Select[Any]:
+    has_building, has_unit = shape[1][1], shape[1][2]
+    with_residence = has_building or has_unit or any(c in RESIDENCE_COLUMNS for c in columns)
+    selected = [
+        (PERSON_COLUMNS[name] if name in PERSON_COLUMNS else RESIDENCE_COLUMNS[name]).label(name)
+        for name in columns
+    ]
+    ordering = [
+        PERSON_COLUMNS[name].desc() if descending else PERSON_COLUMNS[name]
+        for name, descending in order_by
+    ]
+    statement = (
+        select(*selected)
+        .select_from(_persons_from(with_residence))
+        .where(*_conditions(shape, dialect))
+        .order_by(*ordering, _PERSONS.c.id)
+    )
+    if limited:
+        statement = statement.limit(bindparam("limit")).offset(bindparam("offset"))
+    return statement
+
+
+@lru_cache(maxsize=256)
+def _count_statement(dialect: str, shape: _Shape) -> Select[Any]:
+    has_building, has_unit = shape[1][1], shape[1][2]
+    return (
+        select(func.count())
+        .select_from(_persons_from(has_building or has_unit))
+        .where(*_conditions(shape, dialect))
+    )
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def scoped_person_rows(
+    session: Session,
+    criteria: PersonCriteria,
+    *,
+    columns: Sequence[str],
+    today: date,
+    order_by: Sequence[tuple[str, bool]] = (),
+    limit: int | None = None,
+    offset: int = 0,
+) -> Sequence[Row[Any]]:
+    """Rows of ``columns`` (names of ``PERSON_COLUMNS`` / ``RESIDENCE_COLUMNS``) of the persons
+    matching ``criteria`` inside its scopes, ordered by ``(column, descending)`` pairs and then
+    by id."""
+    shape, parameters = _shape_and_parameters(criteria, today)
+    statement = _rows_statement(
+        _dialect(session), shape, tuple(columns), tuple(order_by), limit is not None
+    )
+    if limit is not None:
+        parameters["limit"] = limit
+        parameters["offset"] = offset
+    return session.execute(statement, parameters).all()
+
+
+def count_scoped_persons(session: Session, criteria: PersonCriteria, *, today: date) -> int:
+    """How many persons match ``criteria`` inside its scopes."""
+    shape, parameters = _shape_and_parameters(criteria, today)
+    return int(session.execute(_count_statement(_dialect(session), shape), parameters).scalar_one())
+
+
+def person_key(session: Session, *, ref: str) -> tuple[int, str] | None:
+    """``(id, grid_code)`` of the person with this reference, if any, whatever the caller's
+    scope: for telling "outside the scope" from "no such person" in denied audit entries, and
+    for the consent store's rows (it keeps the id)."""
+    statement = select(_PERSONS.c.id, _PERSONS.c.grid_code).where(_PERSONS.c.ref == ref)
+    row = session.execute(statement).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def person_refs(session: Session, *, person_ids: Sequence[int]) -> dict[int, str]:
+    """``{id: ref}`` of the persons with these ids (the consent store lists by ref)."""
+    if not person_ids:
+        return {}
+    statement = select(_PERSONS.c.id, _PERSONS.c.ref).where(_PERSONS.c.id.in_(person_ids))
+    return {int(person_id): ref for person_id, ref in session.execute(statement)}
+
+
+def household_member_refs(session: Session, *, household_id: int) -> list[str]:
+    """The refs of a household's members (the subjects of its audit entries)."""
+    statement = select(_PERSONS.c.ref).where(_PERSONS.c.household_id == household_id)
+    return list(session.execute(statement.order_by(_PERSONS.c.id)).scalars())
+
+
+def grid_code_of(
+    session: Session, model: type[Building | HousingUnit | Household], row_id: int
+) -> str | None:
+    """The grid code of a building, housing unit or household, if it exists."""
+    table = model.__table__
+    statement = select(table.c.grid_code).where(table.c.id == row_id)
+    return session.execute(statement).scalar_one_or_none()
+
+
+def buildings_of_grid(
+    session: Session, *, grid_code: str, today: date
+) -> Sequence[Row[Any, Any, Any, Any, Any, Any]]:
+    """``(id, address, name, floors, units, residents)`` of a grid's buildings, by address;
+    residents are persons whose current residence is in the building (counts only)."""
+    buildings = Building.__table__
+    units = HousingUnit.__table__
+    residences = Residence.__table__
+    unit_counts = (
+        select(units.c.building_id, func.count().label("n"))
+        .where(units.c.grid_code == grid_code)
+        .group_by(units.c.building_id)
+        .subquery()
+    )
+    resident_counts = (
+        select(units.c.building_id, func.count(func.distinct(residences.c.person_id)).label("n"))
+        .join(units, units.c.id == residences.c.unit_id)
+        .where(
+            residences.c.grid_code == grid_code,
+            or_(residences.c.until.is_(None), residences.c.until >= today),
+        )
+        .group_by(units.c.building_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            buildings.c.id,
+            buildings.c.address,
+            buildings.c.name,
+            buildings.c.floors,
+            func.coalesce(unit_counts.c.n, 0).label("units"),
+            func.coalesce(resident_counts.c.n, 0).label("residents"),
+        )
+        .outerjoin(unit_counts, unit_counts.c.building_id == buildings.c.id)
+        .outerjoin(resident_counts, resident_counts.c.building_id == buildings.c.id)
+        .where(buildings.c.grid_code == grid_code)
+        .order_by(buildings.c.address, buildings.c.id)
+    )
+    return session.execute(statement).all()
+
+
+def units_of_building(session: Session, *, building_id: int) -> Sequence[Row[Any]]:
+    """``(id, floor, number, use)`` of a building's housing units, by floor and number."""
+    units = HousingUnit.__table__
+    statement = (
+        select(units.c.id, units.c.floor, units.c.number, type_coerce(units.c.use, String()))
+        .where(units.c.building_id == building_id)
+        .order_by(units.c.floor, units.c.number, units.c.id)
+    )
+    return session.execute(statement).all()
+
+
+# ----------------------------------------------------------------------------- exchange
+# Lookups of the data exchange (``citygrid.exchange``): keys of persons named by ID number in
+# published events and batches, a person's open residences, and the grids of housing units.
+
+# Rows per IN list: far below every backend's limit on bound parameters.
+_IN_CHUNK = 1000
+
+
+def person_keys_by_id_numbers(session: Session, *, id_numbers: Sequence[str]) -> list[Row[Any]]:
+    """``(id_number, id, ref, grid_code, status, household_id, relation_to_head)`` of the
+    persons holding these ID numbers (missing ones are absent)."""
+    persons = Person.__table__
+    rows: list[Row[Any]] = []
+    for start in range(0, len(id_numbers), _IN_CHUNK):
+        chunk = list(id_numbers[start : start + _IN_CHUNK])
+        statement = select(
+            persons.c.id_number,
+            persons.c.id,
+            persons.c.ref,
+            persons.c.grid_code,
+            type_coerce(persons.c.status, String()),
+            persons.c.household_id,
+            persons.c.relation_to_head,
+        ).where(persons.c.id_number.in_(chunk))
+        rows.extend(session.execute(statement).all())
+    return rows
+
+
+def person_by_id_number(session: Session, *, id_number: str) -> Person | None:
+    """The person holding this ID number, if any."""
+    return session.scalars(select(Person).where(Person.id_number == id_number)).first()
+
+
+def persons_by_ids(session: Session, *, person_ids: Sequence[int]) -> list[Person]:
+    """The persons with these ids (missing ones are absent)."""
+    found: list[Person] = []
+    for start in range(0, len(person_ids), _IN_CHUNK):
+        chunk = list(person_ids[start : start + _IN_CHUNK])
+        found.extend(session.scalars(select(Person).where(Person.id.in_(chunk))))
+    return found
+
+
+def open_residences(session: Session, *, person_id: int) -> list[Residence]:
+    """The person's residences without an end, oldest first."""
+    statement = (
+        select(Residence)
+        .where(Residence.person_id == person_id, Residence.until.is_(None))
+        .order_by(Residence.since, Residence.id)
+    )
+    return list(session.scalars(statement))
+
+
+def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, str]:
+    """``{unit id: grid code}`` of the housing units that exist among ``unit_ids``."""
+    units = HousingUnit.__table__
+    found: dict[int, str] = {}
+    for start in range(0, len(unit_ids), _IN_CHUNK):
+        chunk = list(unit_ids[start : start + _IN_CHUNK])
+        statement = select(units.c.id, units.c.grid_code).where(units.c.id.in_(chunk))
+        found.update({unit_id: grid_code for unit_id, grid_code in session.execute(statement)})
+    return found

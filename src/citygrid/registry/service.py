@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -41,6 +41,8 @@ from pydantic import BaseModel
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
+from citygrid.access.policy import default_policy
+from citygrid.audit import service as audit
 from citygrid.kit.actor import Actor
 from citygrid.kit.errors import Conflict, NotFound, ValidationFailed
 from citygrid.kit.i18n import _
@@ -53,10 +55,13 @@ from citygrid.registry.models import (
     Component,
     Household,
     HousingUnit,
+    LifeStatus,
+    MaritalStatus,
     Organisation,
     Person,
     RegistryChange,
     Residence,
+    ResidenceKind,
 )
 from citygrid.registry.schemas import (
     BuildingCreate,
@@ -158,6 +163,61 @@ def _record(
             after=after,
             note=note,
         )
+    )
+    values = after if after is not None else before or {}
+    # A created or deleted row names the fields it holds; an update the fields it changed.
+    columns = [key for key, value in values.items() if value is not None or action == "update"]
+    _audit_write(session, actor, row, action=action, columns=columns)
+
+
+# Writes of personal data go to the access log too, in the same transaction (DESIGN.md,
+# invariant 2): who changed which field classes of whom. Columns the policy's field classes
+# do not name are classed here; the rest (ids, refs) are no personal data.
+_AUDITED_ENTITIES: dict[type[Base], str] = {
+    Person: "person",
+    Residence: "residence",
+    Household: "household",
+}
+_PERSON_COLUMN_CLASSES = {
+    "household_id": "household_registration",
+    "status": "identity",
+    "died_on": "identity",
+    "grid_code": "contact",
+}
+_WRITE_ACTIONS = {"create": "created", "update": "updated", "delete": "deleted"}
+
+
+def _audit_write(
+    session: Session, actor: Actor, row: Base, *, action: str, columns: Iterable[str]
+) -> None:
+    entity = _AUDITED_ENTITIES.get(type(row))
+    if entity is None:
+        return
+    columns = sorted(columns)
+    row_id: int = row.id  # type: ignore[attr-defined]
+    if isinstance(row, Person):
+        subjects = [row.ref]
+        class_of = default_policy().class_of_field
+        found = {class_of.get(c) or _PERSON_COLUMN_CLASSES.get(c) for c in columns}
+        classes = {name for name in found if name is not None}
+    elif isinstance(row, Residence):
+        subjects = list(repository.person_refs(session, person_ids=[row.person_id]).values())
+        classes = {"contact", "tenancy"} if row.kind == ResidenceKind.TENANT else {"contact"}
+    else:
+        subjects = repository.household_member_refs(session, household_id=row_id)
+        classes = {"household_registration"}
+    audit.append(
+        session,
+        audit.record_for(
+            actor,
+            action=f"{entity}_{_WRITE_ACTIONS[action]}",
+            outcome=audit.ALLOWED,
+            subjects=tuple(subjects),
+            fields=tuple(sorted(classes)),
+            request_id=actor.request_id,
+            client_address=actor.client_address,
+            detail={"entity": entity, "id": row_id, "columns": columns},
+        ),
     )
 
 
@@ -858,3 +918,90 @@ def grid_summary(session: Session, *, grid_code: str) -> GridSummary:
         residents=counts.residents,
         components=counts.components,
     )
+
+
+# ============================================================================ exchange
+# What the data exchange (``citygrid.exchange``) needs of the registry: the persons named by
+# ID number in published events and batches, and the writes life events cause, each with its
+# history like every other write here.
+
+
+@dataclass(frozen=True)
+class PersonKey:
+    """The keys of a person named by ID number, and the household ties the exchange needs."""
+
+    id: int
+    ref: str
+    grid_code: str
+    status: LifeStatus
+    household_id: int | None
+    relation_to_head: str | None
+
+
+def person_keys(session: Session, *, id_numbers: Sequence[str]) -> dict[str, PersonKey]:
+    """The keys of the persons holding these ID numbers, by ID number (unknown ones absent)."""
+    keys: dict[str, PersonKey] = {}
+    for row in repository.person_keys_by_id_numbers(session, id_numbers=id_numbers):
+        id_number, person_id, ref, grid_code, status, household_id, relation_to_head = tuple(row)
+        keys[id_number] = PersonKey(
+            id=person_id,
+            ref=ref,
+            grid_code=grid_code,
+            status=LifeStatus(status),
+            household_id=household_id,
+            relation_to_head=relation_to_head,
+        )
+    return keys
+
+
+def person_by_id_number(session: Session, *, id_number: str) -> Person:
+    """The person holding this ID number; NotFound when there is none. For the exchange."""
+    person = repository.person_by_id_number(session, id_number=id_number)
+    if person is None:
+        raise NotFound(_("Not found."))
+    return person
+
+
+def mark_deceased(session: Session, actor: Actor, *, person_id: int, died_on: date) -> Person:
+    """Record a death: the person is deceased from ``died_on``."""
+    return update_person(
+        session,
+        actor,
+        person_id=person_id,
+        data={"status": LifeStatus.DECEASED, "died_on": died_on},
+    )
+
+
+def current_residences(session: Session, *, person_id: int) -> list[Residence]:
+    """The person's residences that have not ended, oldest first."""
+    return repository.open_residences(session, person_id=person_id)
+
+
+def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, str]:
+    """``{unit id: grid code}`` of the housing units that exist among ``unit_ids``."""
+    return repository.unit_grid_codes(session, unit_ids=unit_ids)
+
+
+def set_marital_statuses(
+    session: Session, actor: Actor, *, statuses: Mapping[int, MaritalStatus]
+) -> int:
+    """Set the marital status of many persons (by id) as family planning published it, with
+    their history; returns how many changed."""
+    changed = 0
+    for person in repository.persons_by_ids(session, person_ids=list(statuses)):
+        status = MaritalStatus(statuses[person.id])
+        if person.marital_status == status:
+            continue
+        before = {"marital_status": _jsonable(person.marital_status)}
+        person.marital_status = status
+        _record(
+            session,
+            actor,
+            person,
+            action="update",
+            before=before,
+            after={"marital_status": status.value},
+        )
+        changed += 1
+    session.flush()
+    return changed

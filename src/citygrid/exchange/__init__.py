@@ -1,0 +1,1 @@
+"""Data exchange: members, catalogue, datasets, life events, outbox, reactions."""

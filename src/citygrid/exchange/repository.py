@@ -1,0 +1,539 @@
+"""Every query of the exchange. Nothing else in the exchange builds a SELECT.
+
+Hot paths (the event log, the outbox, batch upserts) use SQLAlchemy Core; rows the reactions
+change one at a time are ORM objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from citygrid.exchange.models import (
+    AllowanceRecord,
+    AllowanceStatus,
+    AssigneeKind,
+    CriminalRecordFlag,
+    LifeEventRecord,
+    MaritalRecord,
+    Member,
+    OutboxDelivery,
+    OutboxEntry,
+    OutboxState,
+    PensionRecord,
+    PensionStatus,
+    Publication,
+    SubjectClock,
+    Task,
+    TaskState,
+    TenancyRecord,
+    TenancyStatus,
+)
+from citygrid.kit.models import Base
+from citygrid.registry.repository import scope_condition
+
+# Rows per IN list: far below every backend's limit on bound parameters.
+_IN_CHUNK = 1000
+
+HeldT = TypeVar("HeldT", bound=Base)
+
+#: The table holding each dataset.
+DATASET_MODELS: dict[str, type[Base]] = {
+    "subsistence_allowances": AllowanceRecord,
+    "pensions": PensionRecord,
+    "marital_statuses": MaritalRecord,
+    "tenancies": TenancyRecord,
+    "criminal_records": CriminalRecordFlag,
+}
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _insert_ignoring(
+    session: Session, table: Table, *, index_elements: Sequence[str], values: dict[str, Any]
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (index_elements) DO NOTHING, on either backend."""
+    if _dialect(session) == "postgresql":
+        return (
+            postgresql.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=list(index_elements))
+        )
+    return (
+        sqlite.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(index_elements))
+    )
+
+
+# ----------------------------------------------------------------------------- members
+
+
+def list_members(session: Session) -> list[Member]:
+    """Every member department, by slug."""
+    return list(session.scalars(select(Member).order_by(Member.slug)))
+
+
+def member_by_slug(session: Session, *, slug: str) -> Member | None:
+    """The member with this slug, if any."""
+    return session.scalars(select(Member).where(Member.slug == slug)).first()
+
+
+def add_member(session: Session, values: dict[str, Any]) -> Member:
+    """Insert a member."""
+    member = Member(**values)
+    session.add(member)
+    session.flush()
+    return member
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def claim_event_key(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert the event row unless its (department, source_event_id) exists; its id, or None
+    when another publish holds the key (on PostgreSQL this waits for that one to finish)."""
+    table = _table(LifeEventRecord)
+    statement = _insert_ignoring(
+        session, table, index_elements=["department", "source_event_id"], values=values
+    ).returning(table.c.id)
+    return session.execute(statement).scalar_one_or_none()
+
+
+def event_by_key(
+    session: Session, *, department: str, source_event_id: str
+) -> LifeEventRecord | None:
+    """The event a department published under this key, if any."""
+    statement = select(LifeEventRecord).where(
+        LifeEventRecord.department == department,
+        LifeEventRecord.source_event_id == source_event_id,
+    )
+    return session.scalars(statement).first()
+
+
+def get_event(session: Session, *, event_id: int) -> LifeEventRecord | None:
+    """An event by id, if any."""
+    return session.get(LifeEventRecord, event_id)
+
+
+def finish_event(session: Session, *, event_id: int, values: dict[str, Any]) -> None:
+    """Write the outcome of an event into its row."""
+    table = _table(LifeEventRecord)
+    session.execute(update(table).where(table.c.id == event_id).values(**values))
+
+
+def events_of_person(session: Session, *, person_id: int) -> list[LifeEventRecord]:
+    """The events about a person, in the order they happened."""
+    statement = (
+        select(LifeEventRecord)
+        .where(LifeEventRecord.person_id == person_id)
+        .order_by(LifeEventRecord.occurred_at, LifeEventRecord.id)
+    )
+    return list(session.scalars(statement))
+
+
+# ----------------------------------------------------------------------------- subject clocks
+
+
+def lock_subject(session: Session, *, person_id: int) -> dict[str, str]:
+    """Lock the person's clock row (created if missing) until the transaction ends, and
+    return its clocks, in one statement: an upsert locks the row it meets on PostgreSQL (a
+    concurrent publish about the person waits here, then reads the clocks it left); SQLite
+    has one writer at a time, so there the lock is the transaction's."""
+    table = _table(SubjectClock)
+    values = {"person_id": person_id, "clocks": {}}
+    if _dialect(session) == "postgresql":
+        statement: Any = postgresql.insert(table).values(**values)
+    else:
+        statement = sqlite.insert(table).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["person_id"], set_={"person_id": statement.excluded.person_id}
+    ).returning(table.c.clocks)
+    clocks: dict[str, str] = session.execute(statement).scalar_one() or {}
+    return dict(clocks)
+
+
+def save_clocks(session: Session, *, person_id: int, clocks: dict[str, str]) -> None:
+    """Store the person's clocks."""
+    table = _table(SubjectClock)
+    session.execute(update(table).where(table.c.person_id == person_id).values(clocks=clocks))
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def held_rows(session: Session, model: type[HeldT], *, person_ids: Sequence[int]) -> list[HeldT]:
+    """The rows of a dataset about these persons."""
+    column = _table(model).c.person_id
+    found: list[HeldT] = []
+    unique_ids = list(dict.fromkeys(person_ids))
+    for start in range(0, len(unique_ids), _IN_CHUNK):
+        chunk = unique_ids[start : start + _IN_CHUNK]
+        found.extend(session.scalars(select(model).where(column.in_(chunk))))
+    return found
+
+
+def insert_held(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert dataset rows (one executemany)."""
+    if rows:
+        session.execute(insert(_table(model)), list(rows))
+
+
+def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Update dataset rows by ``id`` (one executemany per set of changed columns)."""
+    table = _table(model)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        columns = tuple(sorted(key for key in row if key != "id"))
+        by_columns.setdefault(columns, []).append(row)
+    for columns, group in by_columns.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({column: bindparam(column) for column in columns})
+        )
+        params = [{**{key: row[key] for key in columns}, "row_id": row["id"]} for row in group]
+        session.execute(statement, params, execution_options={"synchronize_session": False})
+
+
+def held_rows_in_scope(
+    session: Session, model: type[HeldT], *, person_id: int, scopes: Sequence[str]
+) -> list[HeldT]:
+    """The rows of a dataset about a person whose grid lies in one of the scopes (in SQL:
+    an OR of ranges on the indexed grid code; no scope sees nothing)."""
+    table = _table(model)
+    statement = (
+        select(model)
+        .where(table.c.person_id == person_id, scope_condition(table.c.grid_code, scopes))
+        .order_by(table.c.id)
+    )
+    return list(session.scalars(statement))
+
+
+def allowance_of(session: Session, *, person_id: int) -> AllowanceRecord | None:
+    """The person's allowance, if any."""
+    statement = select(AllowanceRecord).where(AllowanceRecord.person_id == person_id)
+    return session.scalars(statement).first()
+
+
+def pension_of(session: Session, *, person_id: int) -> PensionRecord | None:
+    """The person's pension, if any."""
+    return session.scalars(
+        select(PensionRecord).where(PensionRecord.person_id == person_id)
+    ).first()
+
+
+def marital_record_of(session: Session, *, person_id: int) -> MaritalRecord | None:
+    """The person's marital record, if any."""
+    statement = select(MaritalRecord).where(MaritalRecord.person_id == person_id)
+    return session.scalars(statement).first()
+
+
+def active_tenancies(
+    session: Session, *, person_id: int, unit_id: int | None = None
+) -> list[TenancyRecord]:
+    """The person's active tenancies (in one unit, when given), oldest first."""
+    conditions = [
+        TenancyRecord.person_id == person_id,
+        TenancyRecord.status == TenancyStatus.ACTIVE,
+    ]
+    if unit_id is not None:
+        conditions.append(TenancyRecord.unit_id == unit_id)
+    statement = select(TenancyRecord).where(*conditions).order_by(TenancyRecord.since)
+    return list(session.scalars(statement))
+
+
+def tenancy_by_key(
+    session: Session, *, person_id: int, unit_id: int, since: Any
+) -> TenancyRecord | None:
+    """The tenancy of a person in a unit from a date, if any."""
+    statement = select(TenancyRecord).where(
+        TenancyRecord.person_id == person_id,
+        TenancyRecord.unit_id == unit_id,
+        TenancyRecord.since == since,
+    )
+    return session.scalars(statement).first()
+
+
+def regrid_person(session: Session, *, person_id: int, grid_code: str) -> None:
+    """Move every dataset row and open task about a person to the person's new grid."""
+    for model in DATASET_MODELS.values():
+        table = _table(model)
+        session.execute(
+            update(table)
+            .where(table.c.person_id == person_id, table.c.grid_code != grid_code)
+            .values(grid_code=grid_code)
+        )
+    tasks = _table(Task)
+    session.execute(
+        update(tasks)
+        .where(
+            tasks.c.subject_person_id == person_id,
+            tasks.c.state == TaskState.OPEN,
+            tasks.c.grid_code != grid_code,
+        )
+        .values(grid_code=grid_code)
+    )
+
+
+def record_publication(session: Session, values: dict[str, Any]) -> None:
+    """Log one published batch."""
+    session.execute(insert(_table(Publication)).values(**values))
+
+
+def count_held(session: Session, model: type[Base]) -> int:
+    """How many rows a dataset holds."""
+    return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def allowance_counts(session: Session) -> dict[AllowanceStatus, int]:
+    """Allowances per status."""
+    statement = select(AllowanceRecord.status, func.count()).group_by(AllowanceRecord.status)
+    return {status: n for status, n in session.execute(statement)}
+
+
+def pension_counts(session: Session) -> dict[PensionStatus, int]:
+    """Pensions per status."""
+    statement = select(PensionRecord.status, func.count()).group_by(PensionRecord.status)
+    return {status: n for status, n in session.execute(statement)}
+
+
+# ----------------------------------------------------------------------------- outbox
+
+_OUTBOX = _table(OutboxEntry)
+# Literals, not parameters: the planner must see them to use the partial indexes.
+_UNDELIVERED: tuple[ColumnElement[Any], ...] = (
+    literal_column("'pending'"),
+    literal_column("'claimed'"),
+)
+
+
+def insert_outbox(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert outbox entries (one executemany) in the caller's transaction."""
+    if rows:
+        session.execute(insert(_OUTBOX), list(rows))
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(_OUTBOX.c.state == OutboxState.PENDING, _OUTBOX.c.available_at <= now),
+        and_(_OUTBOX.c.state == OutboxState.CLAIMED, _OUTBOX.c.claimed_until < now),
+    )
+
+
+def outbox_has_due(session: Session, *, now: datetime) -> bool:
+    """True when some entry may be claimed (a read: idle polls take no write lock)."""
+    statement = select(_OUTBOX.c.id).where(_OUTBOX.c.state.in_(_UNDELIVERED), _due(now)).limit(1)
+    return session.execute(statement).first() is not None
+
+
+def claim_outbox(
+    session: Session, *, worker_id: str, now: datetime, lease_until: datetime, batch: int
+) -> list[int]:
+    """Claim up to ``batch`` deliverable entries for a worker; their ids, oldest first.
+
+    Deliverable: pending and due, or claimed by a worker whose lease has run out. An entry
+    waits while an older undelivered entry about the same person exists, so that each
+    person's entries are delivered in order. One UPDATE: on PostgreSQL its subquery locks
+    with ``FOR UPDATE SKIP LOCKED`` (concurrent workers take different rows); on SQLite the
+    statement is the transaction's first write, so it holds the one writer lock.
+    """
+    older = _OUTBOX.alias("older")
+    blocked = exists().where(
+        older.c.subject_person_id == _OUTBOX.c.subject_person_id,
+        older.c.id < _OUTBOX.c.id,
+        older.c.state.in_(_UNDELIVERED),
+    )
+    candidates = (
+        select(_OUTBOX.c.id)
+        .where(_OUTBOX.c.state.in_(_UNDELIVERED), _due(now), ~blocked)
+        .order_by(_OUTBOX.c.id)
+        .limit(batch)
+    )
+    if _dialect(session) == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            state=OutboxState.CLAIMED,
+            claimed_by=worker_id,
+            claimed_until=lease_until,
+            attempts=_OUTBOX.c.attempts + 1,
+        )
+        .returning(_OUTBOX.c.id)
+    )
+    return sorted(session.execute(statement).scalars())
+
+
+def hold_entries(
+    session: Session, *, entry_ids: Sequence[int], worker_id: str, until: datetime
+) -> list[int]:
+    """Renew a worker's lease on those of the entries still undelivered, as the first write
+    of their delivery transaction; their ids, oldest first. The write comes first so that
+    SQLite takes its writer lock before reading (no stale snapshot), and PostgreSQL locks the
+    rows, so a second worker delivering the same entries waits for this one."""
+    statement = (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(list(entry_ids)), _OUTBOX.c.state.in_(_UNDELIVERED))
+        .values(claimed_by=worker_id, claimed_until=until)
+        .returning(_OUTBOX.c.id)
+    )
+    return sorted(session.execute(statement).scalars())
+
+
+def outbox_entry(session: Session, *, entry_id: int) -> OutboxEntry | None:
+    """An outbox entry by id, if any."""
+    return session.get(OutboxEntry, entry_id)
+
+
+def outbox_rows(session: Session, *, entry_ids: Sequence[int]) -> list[Any]:
+    """``(id, topic, subject_person_id, subject_grid_code, payload, attempts, claimed_by)``
+    of these entries, by id."""
+    statement = (
+        select(
+            _OUTBOX.c.id,
+            _OUTBOX.c.topic,
+            _OUTBOX.c.subject_person_id,
+            _OUTBOX.c.subject_grid_code,
+            _OUTBOX.c.payload,
+            _OUTBOX.c.attempts,
+            _OUTBOX.c.claimed_by,
+        )
+        .where(_OUTBOX.c.id.in_(list(entry_ids)))
+        .order_by(_OUTBOX.c.id)
+    )
+    return list(session.execute(statement).all())
+
+
+def delivered_consumers(session: Session, *, entry_ids: Sequence[int]) -> dict[int, set[str]]:
+    """``{entry id: consumers that have applied it}``."""
+    table = _table(OutboxDelivery)
+    statement = select(table.c.entry_id, table.c.consumer).where(
+        table.c.entry_id.in_(list(entry_ids))
+    )
+    done: dict[int, set[str]] = {}
+    for entry_id, consumer in session.execute(statement):
+        done.setdefault(entry_id, set()).add(consumer)
+    return done
+
+
+def insert_delivery(session: Session, *, entry_id: int, consumer: str, worker: str) -> None:
+    """Record that a consumer applied an entry (a unique key refuses a second record)."""
+    session.execute(
+        insert(_table(OutboxDelivery)).values(entry_id=entry_id, consumer=consumer, worker=worker)
+    )
+
+
+def mark_delivered(session: Session, *, entry_ids: Sequence[int], now: datetime) -> None:
+    """Every consumer applied these entries."""
+    if not entry_ids:
+        return
+    session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(list(entry_ids)))
+        .values(state=OutboxState.DELIVERED, delivered_at=now, claimed_until=None, last_error=None)
+    )
+
+
+def mark_failed(
+    session: Session, *, entry_id: int, error: str, available_at: datetime, dead: bool
+) -> None:
+    """A consumer failed: try again from ``available_at``, or give up (dead)."""
+    session.execute(
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == entry_id)
+        .values(
+            state=OutboxState.DEAD if dead else OutboxState.PENDING,
+            available_at=available_at,
+            claimed_until=None,
+            last_error=error,
+        )
+    )
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    """Entries per state."""
+    statement = select(_OUTBOX.c.state, func.count()).group_by(_OUTBOX.c.state)
+    return {str(state): n for state, n in session.execute(statement)}
+
+
+def deliveries_of(session: Session, *, entry_ids: Sequence[int]) -> list[Any]:
+    """``(entry_id, consumer)`` of the deliveries of these entries."""
+    table = _table(OutboxDelivery)
+    statement = select(table.c.entry_id, table.c.consumer).where(
+        table.c.entry_id.in_(list(entry_ids))
+    )
+    return list(session.execute(statement).all())
+
+
+def outbox_of_event(session: Session, *, event_id: int) -> list[OutboxEntry]:
+    """The outbox entries an event wrote (its id is in their payload)."""
+    statement = (
+        select(OutboxEntry)
+        .where(OutboxEntry.payload["event_id"].as_integer() == event_id)
+        .order_by(OutboxEntry.id)
+    )
+    return list(session.scalars(statement))
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def insert_task(session: Session, values: dict[str, Any]) -> None:
+    """Insert a task (unique per event, kind and assignee)."""
+    session.execute(insert(_table(Task)).values(**values))
+
+
+def tasks_for(
+    session: Session,
+    *,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str],
+    state: TaskState | None = TaskState.OPEN,
+    limit: int = 100,
+) -> list[Task]:
+    """Tasks of these assignees (open ones by default), the most urgent first."""
+    conditions: list[ColumnElement[bool]] = [
+        Task.assignee_kind == assignee_kind,
+        Task.assignee.in_(list(assignees)),
+    ]
+    if state is not None:
+        conditions.append(Task.state == state)
+    statement = select(Task).where(*conditions).order_by(Task.due_at, Task.id).limit(limit)
+    return list(session.scalars(statement))
+
+
+def tasks_of_event(session: Session, *, event_id: int) -> list[Task]:
+    """The tasks an event created."""
+    statement = select(Task).where(Task.created_by_event_id == event_id).order_by(Task.id)
+    return list(session.scalars(statement))
+
+
+def tasks_of_person(session: Session, *, person_id: int) -> list[Task]:
+    """The tasks about a person."""
+    statement = select(Task).where(Task.subject_person_id == person_id).order_by(Task.id)
+    return list(session.scalars(statement))

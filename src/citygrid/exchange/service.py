@@ -1,0 +1,1101 @@
+"""The rules of the exchange: members and the catalogue, department-held datasets, and life
+events with their idempotency and ordering. See docs/exchange.md for the full story.
+
+Publishing a life event, in one transaction:
+
+1. the event is validated (its schema, then the publisher: only the department that owns
+   the type may publish it, 403 naming the type);
+2. its key (department, ``source_event_id``) is claimed by inserting the event row; a key
+   already taken answers with the first answer (same status and body) and changes nothing,
+   unless the content differs (409);
+3. the subject is looked up (unknown ID number: 422 naming ``id_number``) and the person's
+   clock row is locked, so events about one person are decided one at a time;
+4. the event is applied to the publisher's own facts (the registry, or the publisher's
+   dataset) unless newer facts exist: an event older than the latest applied event of the
+   same aspect of the person (``residence``, ``marital``, ``tenancy:<unit>``), or an event
+   about a person already dead, is recorded with ``applied=false`` and a reason, and
+   changes nothing else;
+5. an applied event writes its outbox entry; the reactions (other departments' data, tasks,
+   "told" audit entries) follow through the outbox (``reactions.py``).
+
+Any error raises before the caller commits, so nothing is changed (the caller rolls back).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from citygrid.access import consent as consent_store
+from citygrid.access import gateway
+from citygrid.access.policy import Level
+from citygrid.audit import service as audit
+from citygrid.exchange import outbox, repository
+from citygrid.exchange.catalogue import Catalogue, DatasetSpec, default_catalogue
+from citygrid.exchange.events import (
+    BirthEvent,
+    DeathEvent,
+    LifeEventBase,
+    MarriageStatusChangedEvent,
+    MoveInEvent,
+    MoveOutEvent,
+    TenancyEndedEvent,
+    TenancyStartedEvent,
+    parse_event,
+)
+from citygrid.exchange.models import (
+    AssigneeKind,
+    MaritalRecord,
+    Member,
+    Task,
+    TaskState,
+    TenancyRecord,
+    TenancyStatus,
+)
+from citygrid.exchange.schemas import ROW_MODELS as ROW_SHAPES
+from citygrid.exchange.schemas import (
+    CatalogueRead,
+    DatasetRead,
+    EventAnswer,
+    EventTypeRead,
+    FieldRead,
+    MemberCreate,
+    MemberRead,
+    PublishMode,
+    PublishReport,
+    RecordsPublish,
+    RowProblem,
+    TaskRead,
+)
+from citygrid.kit.actor import Actor
+from citygrid.kit.errors import CitygridError, Conflict, Forbidden, NotFound, ValidationFailed
+from citygrid.kit.i18n import _, localised
+from citygrid.kit.models import utcnow
+from citygrid.registry import service as registry
+from citygrid.registry.models import LifeStatus, MaritalStatus, Person, ResidenceKind
+from citygrid.registry.schemas import parse, validation_failed
+
+ACCEPTED = 202
+
+#: Why an event was recorded but not applied.
+SUPERSEDED = "superseded"  # newer facts of the same aspect exist
+SUBJECT_DECEASED = "subject_deceased"  # the person died before it happened
+ALREADY_DECEASED = "already_deceased"  # a second death
+NO_OPEN_RESIDENCE = "no_open_residence"  # a move out of nowhere
+NO_ACTIVE_TENANCY = "no_active_tenancy"  # the end of a tenancy not on record
+NO_CHANGE = "no_change"  # the state already says so (a move into the flat one lives in)
+
+
+# ============================================================================ members, catalogue
+
+
+def sync_members(session: Session, *, catalogue: Catalogue | None = None) -> int:
+    """Add the catalogue's members missing from the table and update changed names and
+    contacts; returns how many rows changed. Members added by CLI are kept."""
+    catalogue = catalogue or default_catalogue()
+    existing = {member.slug: member for member in repository.list_members(session)}
+    changed = 0
+    for spec in catalogue.members:
+        values = {"name_zh": spec.name_zh, "name_en": spec.name_en, "contact": spec.contact}
+        member = existing.get(spec.slug)
+        if member is None:
+            repository.add_member(session, {"slug": spec.slug, **values})
+            changed += 1
+        elif any(getattr(member, key) != value for key, value in values.items()):
+            for key, value in values.items():
+                setattr(member, key, value)
+            changed += 1
+    session.flush()
+    return changed
+
+
+def add_member(session: Session, actor: Actor, *, data: MemberCreate | Mapping[str, Any]) -> Member:
+    """Add a member department (409 when the slug is taken)."""
+    values = parse(MemberCreate, data)
+    if repository.member_by_slug(session, slug=values.slug) is not None:
+        raise Conflict(
+            _("slug: already a member"),
+            details=[{"field": "slug", "reason": _("already a member")}],
+        )
+    return repository.add_member(session, values.model_dump())
+
+
+def list_members(session: Session) -> list[Member]:
+    """Every member department, by slug."""
+    return repository.list_members(session)
+
+
+def catalogue_read(session: Session, *, catalogue: Catalogue | None = None) -> CatalogueRead:
+    """The catalogue in the current language: members (from the table), datasets, event types."""
+    catalogue = catalogue or default_catalogue()
+    datasets_of: dict[str, list[str]] = {}
+    for dataset in catalogue.datasets.values():
+        datasets_of.setdefault(dataset.owner, []).append(dataset.slug)
+    events_of: dict[str, list[str]] = {}
+    for event_type in catalogue.events.values():
+        events_of.setdefault(event_type.owner, []).append(event_type.type)
+    return CatalogueRead(
+        version=catalogue.version,
+        members=[
+            MemberRead(
+                slug=member.slug,
+                name=localised(member.name_zh, member.name_en),
+                name_zh=member.name_zh,
+                name_en=member.name_en,
+                contact=member.contact,
+                datasets=datasets_of.get(member.slug, []),
+                event_types=events_of.get(member.slug, []),
+            )
+            for member in repository.list_members(session)
+        ],
+        datasets=[_dataset_read(dataset) for dataset in catalogue.datasets.values()],
+        event_types=[
+            EventTypeRead(
+                type=spec.type,
+                owner=spec.owner,
+                name=localised(spec.name_zh, spec.name_en),
+                name_zh=spec.name_zh,
+                name_en=spec.name_en,
+                topic=spec.topic,
+            )
+            for spec in catalogue.events.values()
+        ],
+    )
+
+
+def _dataset_read(dataset: DatasetSpec) -> DatasetRead:
+    return DatasetRead(
+        slug=dataset.slug,
+        owner=dataset.owner,
+        name=localised(dataset.name_zh, dataset.name_en),
+        name_zh=dataset.name_zh,
+        name_en=dataset.name_en,
+        classification=dataset.classification.value,
+        frequency=dataset.frequency,
+        max_age_days=dataset.max_age_days,
+        field_classes=list(dataset.field_classes),
+        fields=[
+            FieldRead(
+                name=spec.name,
+                type=spec.type,
+                values=list(spec.values),
+                field_class=spec.field_class,
+                label=localised(spec.name_zh, spec.name_en),
+                label_zh=spec.name_zh,
+                label_en=spec.name_en,
+            )
+            for spec in dataset.fields
+        ],
+    )
+
+
+def dataset_spec(slug: str, *, catalogue: Catalogue | None = None) -> DatasetSpec:
+    """The catalogue entry of a dataset; NotFound for an unknown slug."""
+    spec = (catalogue or default_catalogue()).dataset(slug)
+    if spec is None:
+        raise NotFound(_("No such dataset."))
+    return spec
+
+
+def _publisher(actor: Actor) -> str:
+    if not actor.department:
+        raise Forbidden(_("Only a member department may publish."))
+    return actor.department
+
+
+# ============================================================================ life events
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """The answer to a publish: its HTTP status and body; ``replayed`` when the key had
+    been published before (the answer is the first one)."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass
+class _Outcome:
+    """What applying an event did."""
+
+    person: Person | None
+    applied: bool
+    reason: str | None = None
+    messages: list[outbox.OutboxMessage] = field(default_factory=list)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _unknown(field_name: str) -> ValidationFailed:
+    return ValidationFailed.one(field_name, _("no person with this ID number is registered"))
+
+
+def _check_unit(session: Session, unit_id: int | None) -> str | None:
+    """The unit's grid; 422 naming ``unit_id`` when there is no such unit."""
+    if unit_id is None:
+        return None
+    grid_code = registry.unit_grid_codes(session, unit_ids=[unit_id]).get(unit_id)
+    if grid_code is None:
+        raise ValidationFailed.one("unit_id", _("no such housing unit"))
+    return grid_code
+
+
+class _Subject:
+    """The person an event is about, locked for the rest of the transaction, with the clocks
+    of the aspects of their life."""
+
+    def __init__(self, session: Session, id_number: str, field_name: str = "id_number") -> None:
+        self.session = session
+        try:
+            self.person = registry.person_by_id_number(session, id_number=id_number)
+        except NotFound:
+            raise _unknown(field_name) from None
+        self.clocks = repository.lock_subject(session, person_id=self.person.id)
+        if session.get_bind().dialect.name != "sqlite":
+            # Read again under the lock: a publish about the person that committed while
+            # this one waited has changed it. (On SQLite this transaction has held the one
+            # writer lock since its first write, so what it read is current.)
+            session.refresh(self.person)
+
+    def blocked(self, event: LifeEventBase, aspect: str | None) -> str | None:
+        """Why the event cannot apply (newer facts, or the person is dead), or None."""
+        person = self.person
+        if person.status is LifeStatus.DECEASED and person.died_on is not None:
+            # Death is the newest fact about every aspect of a life.
+            return SUPERSEDED if event.occurred_on <= person.died_on else SUBJECT_DECEASED
+        if aspect is not None:
+            latest = self.clocks.get(aspect)
+            if latest is not None and _utc(event.occurred_at) < datetime.fromisoformat(latest):
+                return SUPERSEDED
+        return None
+
+    def advance(self, aspect: str, event: LifeEventBase) -> None:
+        """Record the event as the latest applied one of the aspect."""
+        self.clocks[aspect] = _utc(event.occurred_at).isoformat()
+        repository.save_clocks(self.session, person_id=self.person.id, clocks=self.clocks)
+
+
+def _message(
+    event: LifeEventBase, event_id: int, person: Person, **facts: Any
+) -> outbox.OutboxMessage:
+    payload = {
+        "event_id": event_id,
+        "type": event.type,  # type: ignore[attr-defined]
+        "person_ref": person.ref,
+        "occurred_at": _utc(event.occurred_at).isoformat(),
+        **facts,
+    }
+    return outbox.OutboxMessage(
+        topic=f"life_event.{event.type}",  # type: ignore[attr-defined]
+        payload=payload,
+        subject_person_id=person.id,
+        subject_grid_code=person.grid_code,
+    )
+
+
+def _apply_death(session: Session, actor: Actor, event: DeathEvent, event_id: int) -> _Outcome:
+    subject = _Subject(session, event.id_number)
+    person = subject.person
+    if person.status is LifeStatus.DECEASED:
+        return _Outcome(person, applied=False, reason=ALREADY_DECEASED)
+    died_on = event.occurred_on
+    if died_on < person.birth_date:
+        raise ValidationFailed.one("occurred_at", _("before the person's birth"))
+    household_id = person.household_id
+    was_head = person.relation_to_head == "head"
+    registry.mark_deceased(session, actor, person_id=person.id, died_on=died_on)
+    if household_id is not None:
+        registry.update_person(
+            session,
+            actor,
+            person_id=person.id,
+            data={"household_id": None, "relation_to_head": None},
+        )
+    for residence in registry.current_residences(session, person_id=person.id):
+        registry.end_residence(
+            session, actor, residence_id=residence.id, until=max(died_on, residence.since)
+        )
+    message = _message(
+        event,
+        event_id,
+        person,
+        died_on=died_on.isoformat(),
+        household_id=household_id,
+        was_head=was_head,
+    )
+    return _Outcome(person, applied=True, messages=[message])
+
+
+# A newborn's relation to the head of household, from the parent's relation to the head.
+_CHILD_RELATION = {
+    "head": "child",
+    "spouse": "child",
+    "child": "grandchild",
+    "child_in_law": "grandchild",
+    "grandchild": "other",
+    "parent": "sibling",
+    "parent_in_law": "other",
+    "grandparent": "other",
+    "sibling": "other",
+    "other": "other",
+}
+
+
+def _apply_birth(session: Session, actor: Actor, event: BirthEvent, event_id: int) -> _Outcome:
+    try:
+        parent = registry.person_by_id_number(session, id_number=event.parent_id_number)
+    except NotFound:
+        raise _unknown("parent_id_number") from None
+    household_id = parent.household_id
+    relation = None
+    if household_id is not None and parent.relation_to_head is not None:
+        relation = _CHILD_RELATION.get(parent.relation_to_head, "other")
+    child = registry.create_person(
+        session,
+        actor,
+        data={
+            "grid_code": parent.grid_code,
+            "id_number": event.id_number,
+            "name": event.name,
+            "sex": event.sex,
+            "ethnicity": event.ethnicity,
+            "population_type": "registered",
+            "household_id": household_id,
+            "relation_to_head": relation if household_id is not None else None,
+        },
+    )
+    message = _message(event, event_id, child, household_id=household_id)
+    return _Outcome(child, applied=True, messages=[message])
+
+
+def _leave_other_grid(
+    session: Session, actor: Actor, person: Person, grid_code: str
+) -> dict[str, Any]:
+    """Move the person to ``grid_code``; a household in the old grid is left (a household
+    lies in its members' grid). Returns the facts the reactions need."""
+    facts: dict[str, Any] = {"left_household_id": None, "was_head": False}
+    if grid_code == person.grid_code:
+        return facts
+    changes: dict[str, Any] = {"grid_code": grid_code}
+    if person.household_id is not None:
+        facts = {
+            "left_household_id": person.household_id,
+            "was_head": person.relation_to_head == "head",
+        }
+        changes |= {"household_id": None, "relation_to_head": None}
+    registry.update_person(session, actor, person_id=person.id, data=changes)
+    repository.regrid_person(session, person_id=person.id, grid_code=grid_code)
+    return facts
+
+
+def _apply_move_in(session: Session, actor: Actor, event: MoveInEvent, event_id: int) -> _Outcome:
+    unit_grid = _check_unit(session, event.unit_id)
+    assert unit_grid is not None  # noqa: S101 - a move in always names its unit
+    subject = _Subject(session, event.id_number)
+    person = subject.person
+    reason = subject.blocked(event, "residence")
+    if reason is not None:
+        return _Outcome(person, applied=False, reason=reason)
+    kind = ResidenceKind(event.kind)
+    same_kind = [
+        residence
+        for residence in registry.current_residences(session, person_id=person.id)
+        if residence.kind is kind
+    ]
+    if any(residence.unit_id == event.unit_id for residence in same_kind):
+        return _Outcome(person, applied=False, reason=NO_CHANGE)
+    day = event.occurred_on
+    for residence in same_kind:
+        registry.end_residence(
+            session, actor, residence_id=residence.id, until=max(day, residence.since)
+        )
+    residence = registry.create_residence(
+        session,
+        actor,
+        data={"person_id": person.id, "unit_id": event.unit_id, "kind": kind, "since": day},
+    )
+    from_grid = person.grid_code
+    facts = _leave_other_grid(session, actor, person, unit_grid)
+    subject.advance("residence", event)
+    message = _message(
+        event,
+        event_id,
+        person,
+        unit_id=event.unit_id,
+        residence_id=residence.id,
+        grid_codes=sorted({from_grid, unit_grid}),
+        **facts,
+    )
+    return _Outcome(person, applied=True, messages=[message])
+
+
+def _apply_move_out(session: Session, actor: Actor, event: MoveOutEvent, event_id: int) -> _Outcome:
+    _check_unit(session, event.unit_id)
+    subject = _Subject(session, event.id_number)
+    person = subject.person
+    reason = subject.blocked(event, "residence")
+    if reason is not None:
+        return _Outcome(person, applied=False, reason=reason)
+    day = event.occurred_on
+    kind = ResidenceKind(event.kind)
+    closing = [
+        residence
+        for residence in registry.current_residences(session, person_id=person.id)
+        if residence.kind is kind
+        and (event.unit_id is None or residence.unit_id == event.unit_id)
+        and residence.since <= day
+    ]
+    if not closing:
+        return _Outcome(person, applied=False, reason=NO_OPEN_RESIDENCE)
+    for residence in closing:
+        registry.end_residence(session, actor, residence_id=residence.id, until=day)
+    subject.advance("residence", event)
+    message = _message(
+        event,
+        event_id,
+        person,
+        residence_ids=[residence.id for residence in closing],
+        unit_ids=sorted({residence.unit_id for residence in closing}),
+        grid_codes=sorted({residence.grid_code for residence in closing} | {person.grid_code}),
+    )
+    return _Outcome(person, applied=True, messages=[message])
+
+
+def _apply_marriage(
+    session: Session, actor: Actor, event: MarriageStatusChangedEvent, event_id: int
+) -> _Outcome:
+    subject = _Subject(session, event.id_number)
+    person = subject.person
+    reason = subject.blocked(event, "marital")
+    if reason is not None:
+        return _Outcome(person, applied=False, reason=reason)
+    day = event.occurred_on
+    record = repository.marital_record_of(session, person_id=person.id)
+    if record is None:
+        session.add(
+            MaritalRecord(
+                person_id=person.id,
+                grid_code=person.grid_code,
+                marital_status=event.marital_status,
+                since=day,
+                changed_by=actor.name,
+            )
+        )
+    else:
+        record.marital_status = event.marital_status
+        record.since = day
+        record.changed_by = actor.name
+    session.flush()
+    registry.set_marital_statuses(session, actor, statuses={person.id: event.marital_status})
+    subject.advance("marital", event)
+    # The status itself is personal data (field class ``marital``): consumers re-read it.
+    return _Outcome(person, applied=True, messages=[_message(event, event_id, person)])
+
+
+def _apply_tenancy_started(
+    session: Session, actor: Actor, event: TenancyStartedEvent, event_id: int
+) -> _Outcome:
+    _check_unit(session, event.unit_id)
+    subject = _Subject(session, event.id_number)
+    person = subject.person
+    aspect = f"tenancy:{event.unit_id}"
+    reason = subject.blocked(event, aspect)
+    if reason is not None:
+        return _Outcome(person, applied=False, reason=reason)
+    day = event.occurred_on
+    existing = repository.tenancy_by_key(
+        session, person_id=person.id, unit_id=event.unit_id, since=day
+    )
+    if existing is not None and existing.status is TenancyStatus.ACTIVE:
+        return _Outcome(person, applied=False, reason=NO_CHANGE)
+    if existing is None:
+        tenancy = TenancyRecord(
+            person_id=person.id,
+            unit_id=event.unit_id,
+            grid_code=person.grid_code,
+            since=day,
+            until=event.until,
+            status=TenancyStatus.ACTIVE,
+            changed_by=actor.name,
+        )
+        session.add(tenancy)
+    else:
+        tenancy = existing
+        tenancy.until, tenancy.status, tenancy.changed_by = (
+            event.until,
+            TenancyStatus.ACTIVE,
+            actor.name,
+        )
+    session.flush()
+    subject.advance(aspect, event)
+    message = _message(event, event_id, person, unit_id=event.unit_id, tenancy_id=tenancy.id)
+    return _Outcome(person, applied=True, messages=[message])
+
+
+def _apply_tenancy_ended(
+    session: Session, actor: Actor, event: TenancyEndedEvent, event_id: int
+) -> _Outcome:
+    _check_unit(session, event.unit_id)
+    subject = _Subject(session, event.id_number)
+    person = subject.person
+    aspect = f"tenancy:{event.unit_id}"
+    reason = subject.blocked(event, aspect)
+    if reason is not None:
+        return _Outcome(person, applied=False, reason=reason)
+    day = event.occurred_on
+    ending = [
+        tenancy
+        for tenancy in repository.active_tenancies(
+            session, person_id=person.id, unit_id=event.unit_id
+        )
+        if tenancy.since <= day
+    ]
+    if not ending:
+        return _Outcome(person, applied=False, reason=NO_ACTIVE_TENANCY)
+    for tenancy in ending:
+        tenancy.until, tenancy.status, tenancy.changed_by = day, TenancyStatus.ENDED, actor.name
+    session.flush()
+    subject.advance(aspect, event)
+    message = _message(
+        event, event_id, person, unit_id=event.unit_id, tenancy_ids=[t.id for t in ending]
+    )
+    return _Outcome(person, applied=True, messages=[message])
+
+
+_Applier = Callable[[Session, Actor, Any, int], _Outcome]
+
+#: Event type -> how it changes the publisher's own facts.
+APPLIERS: dict[str, _Applier] = {
+    "birth": _apply_birth,
+    "death": _apply_death,
+    "move_in": _apply_move_in,
+    "move_out": _apply_move_out,
+    "marriage_status_changed": _apply_marriage,
+    "tenancy_started": _apply_tenancy_started,
+    "tenancy_ended": _apply_tenancy_ended,
+}
+
+
+def publish_event(
+    session: Session,
+    actor: Actor,
+    *,
+    data: LifeEventBase | Mapping[str, Any],
+    catalogue: Catalogue | None = None,
+) -> PublishOutcome:
+    """Publish a life event (see the module's docstring): the answer, the same every time."""
+    event = parse_event(data)
+    event_type: str = event.type  # type: ignore[attr-defined]
+    spec = (catalogue or default_catalogue()).event_type(event_type)
+    if spec is None:  # a schema without an owner: the catalogue's check prevents it
+        raise ValidationFailed.one("type", _("no department owns this event type"))
+    department = _publisher(actor)
+    if department != spec.owner:
+        raise Forbidden(
+            _("Only the owning department may publish events of type %(type)s.")
+            % {"type": event_type},
+            details=[{"field": "type", "reason": _("owned by another department")}],
+        )
+    fingerprint = event.fingerprint()
+    received_at = utcnow()
+    event_id = repository.claim_event_key(
+        session,
+        {
+            "type": event_type,
+            "department": department,
+            "publisher": actor.name,
+            "source_event_id": event.source_event_id,
+            "payload_hash": fingerprint,
+            "occurred_at": _utc(event.occurred_at),
+            "received_at": received_at,
+        },
+    )
+    if event_id is None:
+        return _replay(session, department, event.source_event_id, fingerprint)
+    outcome = APPLIERS[event_type](session, actor, event, event_id)
+    person = outcome.person
+    answer = EventAnswer(
+        event_id=event_id,
+        type=event_type,
+        source_event_id=event.source_event_id,
+        applied=outcome.applied,
+        reason=outcome.reason,
+        subject=person.ref if person is not None else None,
+        occurred_at=_utc(event.occurred_at),
+        received_at=received_at,
+    )
+    body = answer.model_dump(mode="json")
+    repository.finish_event(
+        session,
+        event_id=event_id,
+        values={
+            "person_id": person.id if person is not None else None,
+            "grid_code": person.grid_code if person is not None else None,
+            "applied": outcome.applied,
+            "reason": outcome.reason,
+            "facts": event.facts(),
+            "response_status": ACCEPTED,
+            "response_body": body,
+        },
+    )
+    outbox.enqueue(session, outcome.messages)
+    return PublishOutcome(ACCEPTED, body)
+
+
+def _replay(
+    session: Session, department: str, source_event_id: str, fingerprint: str
+) -> PublishOutcome:
+    first = repository.event_by_key(session, department=department, source_event_id=source_event_id)
+    if first is None or first.response_body is None or first.response_status is None:
+        # Another publish holds the key and has not finished: the caller may retry.
+        raise Conflict(
+            _("source_event_id: being published by another request"),
+            details=[{"field": "source_event_id", "reason": _("being published")}],
+        )
+    if first.payload_hash != fingerprint:
+        raise Conflict(
+            _("source_event_id: already used for a different event"),
+            details=[
+                {"field": "source_event_id", "reason": _("already used for a different event")}
+            ],
+        )
+    return PublishOutcome(first.response_status, dict(first.response_body), replayed=True)
+
+
+def get_event_answer(session: Session, actor: Actor, *, event_id: int) -> dict[str, Any]:
+    """The answer given to one of the caller's department's events; 404 for others'."""
+    record = repository.get_event(session, event_id=event_id)
+    if record is None or record.department != actor.department or record.response_body is None:
+        raise NotFound(_("Not found."))
+    return dict(record.response_body)
+
+
+def event_delivery(session: Session, actor: Actor, *, event_id: int) -> dict[str, Any]:
+    """Where the news of one of the caller's events is: its outbox entries, which consumers
+    have applied them, and the tasks they created (ids and states only)."""
+    answer = get_event_answer(session, actor, event_id=event_id)
+    entries = repository.outbox_of_event(session, event_id=event_id)
+    deliveries = repository.deliveries_of(session, entry_ids=[entry.id for entry in entries])
+    consumers: dict[int, list[str]] = {}
+    for entry_id, consumer in deliveries:
+        consumers.setdefault(entry_id, []).append(consumer)
+    return {
+        **answer,
+        "outbox": [
+            {
+                "entry_id": entry.id,
+                "topic": entry.topic,
+                "state": str(entry.state),
+                "attempts": entry.attempts,
+                "consumers": sorted(consumers.get(entry.id, [])),
+            }
+            for entry in entries
+        ],
+        "tasks": [
+            {"id": task.id, "kind": task.kind, "assignee": task.assignee, "state": str(task.state)}
+            for task in repository.tasks_of_event(session, event_id=event_id)
+        ],
+    }
+
+
+# ============================================================================ datasets
+
+
+@dataclass
+class _Accepted:
+    index: int
+    row: Any
+    key: registry.PersonKey
+
+
+def _row_problems(index: int, exc: ValidationError) -> list[RowProblem]:
+    return [
+        RowProblem(index=index, field=detail["field"], reason=detail["reason"])
+        for detail in validation_failed(exc).details
+    ]
+
+
+def _record_key(dataset: str, row: Any, key: registry.PersonKey) -> tuple[Any, ...]:
+    if dataset == "tenancies":
+        return (key.id, row.unit_id, row.since)
+    return (key.id,)
+
+
+def _check_rows(
+    session: Session, dataset: str, records: Sequence[Any]
+) -> tuple[list[_Accepted], list[RowProblem]]:
+    """Validate every row on its own; the accepted rows and every rejected one."""
+    shape = ROW_SHAPES[dataset]
+    problems: list[RowProblem] = []
+    parsed: list[tuple[int, Any]] = []
+    for index, raw in enumerate(records):
+        if not isinstance(raw, dict):
+            problems.append(RowProblem(index=index, field="record", reason=_("must be an object")))
+            continue
+        try:
+            parsed.append((index, shape.model_validate(raw)))
+        except ValidationError as exc:
+            problems.extend(_row_problems(index, exc))
+    keys = registry.person_keys(
+        session, id_numbers=list(dict.fromkeys(row.id_number for _index, row in parsed))
+    )
+    unit_grids: dict[int, str] = {}
+    if dataset == "tenancies":
+        unit_ids = list(dict.fromkeys(row.unit_id for _index, row in parsed))
+        unit_grids = registry.unit_grid_codes(session, unit_ids=unit_ids)
+    accepted: list[_Accepted] = []
+    seen: set[tuple[Any, ...]] = set()
+    for index, row in parsed:
+        key = keys.get(row.id_number)
+        if key is None:
+            reason = _("no person with this ID number is registered")
+            problems.append(RowProblem(index=index, field="id_number", reason=reason))
+            continue
+        if dataset == "tenancies" and row.unit_id not in unit_grids:
+            reason = _("no such housing unit")
+            problems.append(RowProblem(index=index, field="unit_id", reason=reason))
+            continue
+        record_key = _record_key(dataset, row, key)
+        if record_key in seen:
+            reason = _("the same record appears earlier in this batch")
+            problems.append(RowProblem(index=index, field="id_number", reason=reason))
+            continue
+        seen.add(record_key)
+        accepted.append(_Accepted(index, row, key))
+    problems.sort(key=lambda problem: problem.index)
+    return accepted, problems
+
+
+def _values(row: Any) -> dict[str, Any]:
+    return row.model_dump(exclude={"id_number"})
+
+
+def _upsert(
+    session: Session, actor: Actor, dataset: str, accepted: Sequence[_Accepted]
+) -> tuple[int, int, int, list[_Accepted]]:
+    """Insert new rows and update changed ones; (created, updated, unchanged, changed rows)."""
+    model = repository.DATASET_MODELS[dataset]
+    existing: dict[tuple[Any, ...], Any] = {
+        _existing_key(dataset, row): row
+        for row in repository.held_rows(
+            session, model, person_ids=[item.key.id for item in accepted]
+        )
+    }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    changed: list[_Accepted] = []
+    unchanged = 0
+    for item in accepted:
+        values = _values(item.row) | {"grid_code": item.key.grid_code}
+        current = existing.get(_record_key(dataset, item.row, item.key))
+        if current is None:
+            inserts.append(values | {"person_id": item.key.id, "changed_by": actor.name})
+            changed.append(item)
+            continue
+        differences = {
+            column: value for column, value in values.items() if getattr(current, column) != value
+        }
+        if not differences:
+            unchanged += 1
+            continue
+        updates.append(differences | {"id": current.id, "changed_by": actor.name})
+        changed.append(item)
+    repository.insert_held(session, model, inserts)
+    repository.update_held(session, model, updates)
+    for row in existing.values():
+        session.expire(row)  # stale after the Core writes
+    return len(inserts), len(updates), unchanged, changed
+
+
+def _existing_key(dataset: str, row: Any) -> tuple[Any, ...]:
+    if dataset == "tenancies":
+        return (row.person_id, row.unit_id, row.since)
+    return (row.person_id,)
+
+
+def publish_records(
+    session: Session,
+    actor: Actor,
+    *,
+    dataset: str,
+    data: RecordsPublish | Mapping[str, Any],
+) -> PublishReport:
+    """Upsert a batch of a dataset's records, each row checked on its own: with
+    ``all_or_nothing`` any rejected row writes nothing (422 listing them all); with
+    ``valid_rows`` the valid rows are written and the rejected ones listed."""
+    spec = dataset_spec(dataset)
+    request = parse(RecordsPublish, data)
+    department = _publisher(actor)
+    if department != spec.owner:
+        raise Forbidden(_("Only the owning department may publish this dataset."))
+    accepted, problems = _check_rows(session, dataset, request.records)
+    if problems and request.mode is PublishMode.ALL_OR_NOTHING:
+        raise ValidationFailed(
+            _("%(rejected)d of %(received)d records were rejected; nothing was written.")
+            % {
+                "rejected": len({problem.index for problem in problems}),
+                "received": len(request.records),
+            },
+            details=[problem.model_dump() for problem in problems],
+        )
+    created, updated, unchanged, changed = _upsert(session, actor, dataset, accepted)
+    if dataset == "marital_statuses" and changed:
+        registry.set_marital_statuses(
+            session,
+            actor,
+            statuses={item.key.id: MaritalStatus(item.row.marital_status) for item in changed},
+        )
+    outbox.enqueue(
+        session,
+        [
+            outbox.OutboxMessage(
+                topic=f"dataset.{dataset}",
+                payload={"dataset": dataset, "person_ref": item.key.ref},
+                subject_person_id=item.key.id,
+                subject_grid_code=item.key.grid_code,
+            )
+            for item in changed
+        ],
+    )
+    rejected_rows = len({problem.index for problem in problems})
+    repository.record_publication(
+        session,
+        {
+            "dataset": dataset,
+            "department": department,
+            "publisher": actor.name,
+            "mode": request.mode.value,
+            "received": len(request.records),
+            "created": created,
+            "updated": updated,
+            "rejected": rejected_rows,
+        },
+    )
+    return PublishReport(
+        dataset=dataset,
+        mode=request.mode,
+        received=len(request.records),
+        created=created,
+        updated=updated,
+        unchanged=unchanged,
+        rejected=problems,
+    )
+
+
+# ============================================================================ reading
+
+
+ACTION_READ_DATASET = "read_dataset"
+
+
+@dataclass(frozen=True)
+class DatasetRecords:
+    """A person's records of a dataset as the caller may see them."""
+
+    dataset: str
+    purpose: str
+    subject: str
+    records: list[dict[str, Any]]
+    masked: tuple[str, ...]
+    audit_entry_id: int
+
+
+def _refusal(
+    error: CitygridError,
+    actor: Actor,
+    *,
+    purpose: str | None,
+    reason: str,
+    dataset: str,
+    subjects: Sequence[str] = (),
+    fields: Sequence[str] = (),
+) -> CitygridError:
+    """Attach the denied access-log entry to a refusal, as the access gateway does."""
+    error.denial = audit.record_for(  # type: ignore[attr-defined]
+        actor,
+        action=ACTION_READ_DATASET,
+        outcome=audit.DENIED,
+        purpose=purpose,
+        subjects=tuple(subjects),
+        fields=tuple(fields),
+        request_id=actor.request_id,
+        client_address=actor.client_address,
+        detail={
+            "policy_version": gateway.default_policy().version,
+            "reason": reason,
+            "dataset": dataset,
+        },
+    )
+    return error
+
+
+def _shown_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def read_records(
+    session: Session,
+    actor: Actor,
+    *,
+    dataset: str,
+    purpose: str | None,
+    person_ref: str | None = None,
+    id_number: str | None = None,
+) -> DatasetRecords:
+    """A person's records of a dataset, by the access gateway's rules: a purpose the caller's
+    grant lists (400/403), the dataset's field classes visible to the caller (403 when all
+    are hidden: the department is not granted the dataset), the person inside the caller's
+    scope (404 otherwise, like no person at all; the rows are filtered by scope in SQL),
+    consent where the purpose needs it (403), every field shown clear or masked as the policy
+    says, and the access-log entry appended in the caller's transaction. A refusal carries
+    its denied entry (``gateway.denial_of``)."""
+    spec = dataset_spec(dataset)
+    policy = gateway.default_policy()
+    view = gateway.view_for(actor, purpose=purpose, action=ACTION_READ_DATASET)
+    code = view.purpose.code
+    shown = [field for field in spec.fields if view.levels[field.mask_as] is not Level.HIDDEN]
+    if not shown:
+        raise _refusal(
+            gateway.AccessForbidden(
+                _("Your department is not granted the dataset %(dataset)s.") % {"dataset": dataset},
+                code="dataset_not_granted",
+                details={"dataset": dataset},
+            ),
+            actor,
+            purpose=code,
+            reason="dataset_not_granted",
+            dataset=dataset,
+            fields=spec.field_classes,
+        )
+    if (person_ref is None) == (id_number is None):
+        raise ValidationFailed.one("person", _("name the person by reference or ID number"))
+    key: tuple[int, str, str] | None = None  # id, ref, grid code
+    if id_number is not None:
+        found = registry.person_keys(session, id_numbers=[id_number.strip().upper()])
+        person = next(iter(found.values()), None)
+        key = None if person is None else (person.id, person.ref, person.grid_code)
+    elif person_ref is not None:
+        try:
+            row = registry.person_by_ref(session, ref=person_ref)
+        except NotFound:
+            row = None
+        key = None if row is None else (row.id, row.ref, row.grid_code)
+    scopes = tuple(prefix for prefix in actor.scopes if prefix.isascii() and prefix.isdigit())
+    if key is None or not any(key[2].startswith(prefix) for prefix in scopes):
+        raise _refusal(
+            gateway.AccessNotFound(_("No such person.")),
+            actor,
+            purpose=code,
+            reason="not_found" if key is None else "out_of_scope",
+            dataset=dataset,
+            subjects=() if key is None else (key[1],),
+        )
+    person_id, ref, _grid = key
+    classes = tuple(dict.fromkeys(field.field_class for field in shown))
+    if view.needs_consent:
+        covered = consent_store.consented_classes(
+            session,
+            person_ids=[person_id],
+            requester_department=consent_store.requester_of(actor),
+            purpose=code,
+            on=date.today(),
+        ).get(person_id, frozenset())
+        missing = [name for name in classes if name not in covered]
+        if missing:
+            raise _refusal(
+                gateway.AccessForbidden(
+                    _("No active consent of this person for %(purpose)s covers: %(classes)s.")
+                    % {"purpose": code, "classes": ", ".join(missing)},
+                    code="consent_required",
+                    details={"person": ref, "purpose": code, "field_classes": missing},
+                ),
+                actor,
+                purpose=code,
+                reason="consent_required",
+                dataset=dataset,
+                subjects=(ref,),
+                fields=missing,
+            )
+    model = repository.DATASET_MODELS[dataset]
+    rows = repository.held_rows_in_scope(session, model, person_id=person_id, scopes=scopes)
+    records = []
+    for held in rows:
+        record: dict[str, Any] = {}
+        for field_spec in shown:
+            value = getattr(held, field_spec.name)
+            if value is not None and view.levels[field_spec.mask_as] is Level.MASKED:
+                value = policy.mask(field_spec.mask_as, _shown_value(value))
+            record[field_spec.name] = _shown_value(value)
+        records.append(record)
+    masked = tuple(field.name for field in shown if view.levels[field.mask_as] is Level.MASKED)
+    entry_id = audit.append(
+        session,
+        audit.record_for(
+            actor,
+            action=ACTION_READ_DATASET,
+            outcome=audit.ALLOWED,
+            purpose=code,
+            subjects=(ref,),
+            fields=classes if records else (),
+            request_id=actor.request_id,
+            client_address=actor.client_address,
+            detail={
+                "policy_version": policy.version,
+                "dataset": dataset,
+                "records": len(records),
+            },
+        ),
+    )
+    return DatasetRecords(dataset, code, ref, records, masked, entry_id)
+
+
+# ============================================================================ tasks
+
+
+def task_read(task: Task) -> TaskRead:
+    """A task as the API shows it."""
+    return TaskRead(
+        id=task.id,
+        assignee_kind=str(task.assignee_kind),
+        assignee=task.assignee,
+        grid_code=task.grid_code,
+        kind=task.kind,
+        subject=task.subject_ref,
+        due_at=task.due_at,
+        state=str(task.state),
+        created_by_event_id=task.created_by_event_id,
+        created_at=task.created_at,
+    )
+
+
+def department_tasks(
+    session: Session, actor: Actor, *, state: TaskState | None = TaskState.OPEN
+) -> list[TaskRead]:
+    """The tasks of the caller's department (open ones by default), the most urgent first."""
+    department = _publisher(actor)
+    tasks = repository.tasks_for(
+        session, assignee_kind=AssigneeKind.DEPARTMENT, assignees=[department], state=state
+    )
+    return [task_read(task) for task in tasks]
+
+
+def tasks_about(session: Session, *, person_id: int) -> list[Task]:
+    """The tasks about a person (for other services and tests)."""
+    return repository.tasks_of_person(session, person_id=person_id)

@@ -1,0 +1,209 @@
+"""The outbox: at-least-once delivery, exactly-once effects. A worker that dies mid-batch,
+a lease that runs out, a consumer that fails: every entry is delivered, no reaction twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from citygrid.exchange import outbox, service
+from citygrid.exchange.models import OutboxDelivery, OutboxEntry
+from citygrid.exchange.reactions import REGISTRY
+from citygrid.kit.models import utcnow
+from tests.exchange.story import (
+    PUBLIC_SECURITY,
+    allowance,
+    event,
+    family,
+    flat,
+    give_allowance,
+    resident,
+    tasks,
+    told,
+)
+
+
+class Killed(BaseException):
+    """The worker process dies (SIGKILL): nothing after this point runs."""
+
+
+def _entries(session: Session) -> list[OutboxEntry]:
+    session.expire_all()
+    return list(session.scalars(select(OutboxEntry).order_by(OutboxEntry.id)))
+
+
+def _deliveries(session: Session) -> Counter[tuple[int, str]]:
+    rows = session.execute(select(OutboxDelivery.entry_id, OutboxDelivery.consumer))
+    return Counter((entry_id, consumer) for entry_id, consumer in rows)
+
+
+def _publish_deaths(city: Session, count: int) -> list:
+    people = []
+    for _ in range(count):
+        home = family(city)
+        give_allowance(city, home.head)
+        people.append(home.head)
+    return people
+
+
+def test_a_worker_killed_mid_batch_leaves_nothing_undelivered_and_nothing_doubled(
+    city: Session, sessions: outbox.SessionFactory, deliver: Callable[[], outbox.DeliveryReport]
+) -> None:
+    people = _publish_deaths(city, 3)
+    deliver()  # the allowances' own news
+    for person in people:
+        service.publish_event(city, PUBLIC_SECURITY, data=event("death", person))
+    city.flush()
+    start = utcnow()
+    lease = timedelta(seconds=30)
+
+    claimed = outbox.claim(sessions, worker_id="worker-a", batch=10, lease=lease, now=start)
+    assert len(claimed) == 3
+    outbox.deliver(sessions, claimed[:1], worker_id="worker-a", now=start)
+    dying = outbox.ConsumerRegistry([*REGISTRY])
+
+    @dying.consumer("crash", topics=["life_event.death"])
+    def _crash(_session: Session, _message: outbox.Message) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        outbox.deliver(sessions, claimed[1:], worker_id="worker-a", registry=dying, now=start)
+
+    # Worker b finds the dead worker's entries leased until the lease runs out ...
+    early = outbox.run_once(sessions, worker_id="worker-b", now=start + timedelta(seconds=10))
+    assert early.claimed == 0
+    # ... and then takes them over.
+    late = outbox.drain(sessions, worker_id="worker-b", now=start + lease + timedelta(seconds=1))
+
+    assert (late.claimed, late.delivered, late.failed) == (2, 2, 0)
+    assert [entry.state.value for entry in _entries(city)][-3:] == ["delivered"] * 3
+    assert set(_deliveries(city).values()) == {1}
+    for person in people:
+        assert allowance(city, person).status.value == "suspended"
+        assert Counter(task.kind for task in tasks(city, person)) == Counter(
+            {"allowance_review": 1, "household_head_needed": 1, "verify_death": 1}
+        )
+        assert Counter(entry.department for entry in told(city, person))["civil-affairs"] == 1
+
+
+def test_an_entry_delivered_again_applies_nothing_twice(
+    city: Session, sessions: outbox.SessionFactory, deliver: Callable[[], outbox.DeliveryReport]
+) -> None:
+    [person] = _publish_deaths(city, 1)
+    service.publish_event(city, PUBLIC_SECURITY, data=event("death", person))
+    first = deliver()
+    tasks_before, told_before = len(tasks(city, person)), len(told(city, person))
+    # A worker whose lease ran out while it worked: its entry is claimed and delivered again.
+    city.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.topic == "life_event.death")
+        .values(state="claimed", claimed_until=utcnow() - timedelta(seconds=1))
+    )
+
+    again = deliver()
+
+    assert first.applied >= 5
+    assert (again.claimed, again.applied, again.already_applied) == (1, 0, 5)
+    assert (len(tasks(city, person)), len(told(city, person))) == (tasks_before, told_before)
+    assert set(_deliveries(city).values()) == {1}
+
+
+def test_a_failing_consumer_is_retried_later_and_the_others_apply_once(
+    city: Session, sessions: outbox.SessionFactory
+) -> None:
+    person = resident(city, home=flat(city))
+    service.publish_event(city, PUBLIC_SECURITY, data=event("move_out", person))
+    city.flush()
+    calls: Counter[str] = Counter()
+    flaky = outbox.ConsumerRegistry()
+
+    @flaky.consumer("steady", topics=["life_event.move_out"])
+    def _steady(_session: Session, _message: outbox.Message) -> None:
+        calls["steady"] += 1
+
+    @flaky.consumer("flaky", topics=["life_event.move_out"])
+    def _flaky(_session: Session, _message: outbox.Message) -> None:
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            raise ConnectionError("the receiver is down")
+
+    start = utcnow()
+    first = outbox.run_once(sessions, worker_id="w", registry=flaky, now=start)
+    [entry] = [e for e in _entries(city) if e.topic == "life_event.move_out"]
+    assert (first.failed, entry.state.value, entry.attempts) == (1, "pending", 1)
+    assert entry.last_error == "flaky: ConnectionError"
+    # Not before the backoff has passed ...
+    assert outbox.run_once(sessions, worker_id="w", registry=flaky, now=start).claimed == 0
+    later = start + timedelta(minutes=1)
+    outbox.run_once(sessions, worker_id="w", registry=flaky, now=later)
+    outbox.run_once(sessions, worker_id="w", registry=flaky, now=later + timedelta(minutes=1))
+
+    [entry] = [e for e in _entries(city) if e.topic == "life_event.move_out"]
+    assert entry.state.value == "delivered"
+    assert calls == Counter({"steady": 1, "flaky": 3})
+
+
+def test_an_entry_that_keeps_failing_goes_dead_and_stops_holding_back_the_next(
+    city: Session, sessions: outbox.SessionFactory
+) -> None:
+    person = resident(city, home=flat(city), marital_status="married")
+    service.publish_event(city, PUBLIC_SECURITY, data=event("move_out", person))
+    from tests.exchange.story import FAMILY_PLANNING
+
+    service.publish_event(
+        city,
+        FAMILY_PLANNING,
+        data=event("marriage_status_changed", person, marital_status="divorced"),
+    )
+    city.flush()
+    broken = outbox.ConsumerRegistry()
+    seen: list[str] = []
+
+    @broken.consumer("broken", topics=["life_event.move_out", "life_event.marriage_status_changed"])
+    def _broken(_session: Session, message: outbox.Message) -> None:
+        seen.append(message.topic)
+        if message.topic == "life_event.move_out":
+            raise RuntimeError("bug")
+
+    moment = utcnow()
+    for _ in range(3):
+        outbox.run_once(sessions, worker_id="w", registry=broken, now=moment, max_attempts=2)
+        moment += timedelta(hours=1)
+
+    states = {e.topic: e.state.value for e in _entries(city)}
+    assert states["life_event.move_out"] == "dead"
+    assert states["life_event.marriage_status_changed"] == "delivered"
+    assert seen == [
+        "life_event.move_out",
+        "life_event.move_out",
+        "life_event.marriage_status_changed",
+    ]
+
+
+def test_one_person_s_entries_are_delivered_in_order(
+    city: Session, sessions: outbox.SessionFactory
+) -> None:
+    home = flat(city)
+    person, other = resident(city, home=home), resident(city, home=home)
+    moves = [(person, "2026-03-01"), (person, "2026-03-02"), (other, "2026-03-01")]
+    for subject, day in moves:
+        kind = "move_in" if day == "2026-03-02" else "move_out"
+        unit = {"unit_id": flat(city, number="9" + day[-1]).id} if kind == "move_in" else {}
+        service.publish_event(
+            city,
+            PUBLIC_SECURITY,
+            data=event(kind, subject, occurred_at=f"{day}T10:00:00+08:00", **unit),
+        )
+    city.flush()
+
+    claimed = outbox.claim(sessions, worker_id="w", batch=10)
+
+    entries = {e.id: e for e in _entries(city) if e.topic.startswith("life_event.move")}
+    assert len(entries) == 3
+    people = [entries[entry_id].subject_person_id for entry_id in claimed]
+    assert sorted(people) == sorted([person.id, other.id])  # person's second waits its turn
