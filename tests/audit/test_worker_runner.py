@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -198,10 +199,15 @@ def test_tasks_are_named_once_and_need_a_positive_interval() -> None:
     assert TaskStatus("x").runs == 0
 
 
-def test_the_worker_runs_the_sequencer_and_needs_a_signing_key(tmp_path: object) -> None:
-    settings = Settings(demo_mode=False, audit_signing_key_file=f"{tmp_path}/missing-key")
+def test_the_worker_runs_the_sequencer_and_needs_a_signing_key(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'unused.sqlite3'}"
+    settings = Settings(
+        database_url=database_url, demo_mode=False, audit_signing_key_file=tmp_path / "missing-key"
+    )
 
     with pytest.raises(SigningKeyMissing, match="citygrid audit keygen"):
         collect_tasks(settings)
-    demo = Settings(demo_mode=True, audit_signing_key_file=f"{tmp_path}/demo-key")
+    demo = Settings(
+        database_url=database_url, demo_mode=True, audit_signing_key_file=tmp_path / "demo-key"
+    )
     assert "audit.checkpoint" in [task.name for task in collect_tasks(demo)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
@@ -228,7 +230,11 @@ def test_locate_follows_a_reimport(city_client: TestClient, mini_city: Session) 
     find(collection, "440104001001002")["geometry"] = rectangle(1.5, 0, 2, 1)
     service.import_feature_collection(mini_city, SYSTEM, collection=collection)
 
-    after = city_client.get(f"/api/v1/locate?lat={lat}&lon={lon}").json()["grid"]["code"]
+    # Each process re-checks the territory revision at most once a second: poll for it.
+    deadline = time.monotonic() + 10
+    after = before
+    while after == before and time.monotonic() < deadline:
+        after = city_client.get(f"/api/v1/locate?lat={lat}&lon={lon}").json()["grid"]["code"]
 
     assert (before, after) == ("440104001001002", "440104001001001")
 

@@ -37,10 +37,12 @@ from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import OAuth2
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 
 from citygrid.access import accounts, sessions
 from citygrid.kit.actor import Actor
@@ -127,8 +129,18 @@ def _actor(request: Request, settings: Settings, **fields: Any) -> Actor:
     )
 
 
-def _identify(request: Request, session: SessionDep) -> Caller | None:
-    """Resolve the bearer token or the session cookie (a sync dependency: it queries)."""
+async def _identify(request: Request, session: SessionDep) -> Caller | None:
+    """Resolve the bearer token or the session cookie. A request with neither (the public map,
+    the locator, static pages) costs no query and no hop through the thread pool."""
+    if _bearer_token(request) is None and not request.cookies.get(SESSION_COOKIE):
+        request.state.caller = None
+        request.state.actor = None
+        return None
+    return await run_in_threadpool(_identify_with_database, request, session)
+
+
+def _identify_with_database(request: Request, session: Session) -> Caller | None:
+    """The credentials' account or client, from the database."""
     settings = request_settings(request)
     caller: Caller | None = None
     token = _bearer_token(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import jinja2
 from babel.numbers import format_decimal
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -55,15 +56,22 @@ def format_number(value: int | float) -> str:
 templates.env.filters["number"] = format_number
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request: the request commits or rolls back, services only flush."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request: the request commits or rolls back, services only flush.
+
+    Async so that opening the session costs no hop through the thread pool (a session does no
+    I/O until it is used); the commit or rollback goes to the pool only when a transaction was
+    begun, so a request that never touched the database pays nothing.
+    """
     factory = request.app.state.session_factory
     session: Session = factory()
     try:
         yield session
-        session.commit()
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
     except BaseException:
-        session.rollback()
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
         raise
     finally:
         session.close()

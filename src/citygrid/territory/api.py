@@ -6,6 +6,7 @@ import threading
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from citygrid.kit.web import SessionDep
@@ -25,7 +26,13 @@ class GeoJSONResponse(JSONResponse):
     media_type = "application/geo+json"
 
 
-def get_locator(request: Request, session: SessionDep) -> Locator:
+# How long a process trusts its locator before it checks the territory revision again: a
+# change of territory reaches every process within this time, and a burst of locate calls
+# costs no database query (and no hop through the thread pool) at all.
+REVISION_CHECK_SECONDS = 1.0
+
+
+async def get_locator(request: Request, session: SessionDep) -> Locator:
     """The process's locator, rebuilt first if the territory revision has changed."""
     state = request.app.state
     cache: LocatorCache | None = getattr(state, "locator_cache", None)
@@ -34,7 +41,10 @@ def get_locator(request: Request, session: SessionDep) -> Locator:
             cache = getattr(state, "locator_cache", None)
             if cache is None:
                 cache = state.locator_cache = LocatorCache()
-    return cache.get(session)
+    fresh = cache.fresh_within(REVISION_CHECK_SECONDS)
+    if fresh is not None:
+        return fresh
+    return await run_in_threadpool(cache.get, session)
 
 
 LocatorDep = Annotated[Locator, Depends(get_locator)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -292,16 +293,25 @@ class LocatorCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._locator: Locator | None = None
+        self._checked_at = float("-inf")
+
+    def fresh_within(self, seconds: float) -> Locator | None:
+        """The locator if its revision was checked less than ``seconds`` ago, else None."""
+        if self._locator is not None and time.monotonic() - self._checked_at < seconds:
+            return self._locator
+        return None
 
     def get(self, session: Session) -> Locator:
         """The locator for the database's current territory (one one-row query if fresh)."""
         revision = repository.territory_revision(session)
         locator = self._locator
         if locator is not None and locator.revision == revision:
+            self._checked_at = time.monotonic()
             return locator
         with self._lock:
             locator = self._locator
             if locator is None or locator.revision != revision:
                 locator = Locator.from_session(session)
                 self._locator = locator
+            self._checked_at = time.monotonic()
             return locator
