@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck pytest bench i18n clean
+.PHONY: demo test install lint typecheck pytest i18n clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "citygrid needs Python 3.11 or newer")'
@@ -28,9 +28,6 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
-
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all
 
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg --project=citygrid --no-wrap -k _ -k gettext_ -k ngettext_:1,2 -o src/citygrid/locale/citygrid.pot src/citygrid
