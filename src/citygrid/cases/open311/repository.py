@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from citygrid.cases.models import Case, CaseState
@@ -39,6 +39,14 @@ def add(session: Session, *rows: Any) -> None:
 # ----------------------------------------------------------------------------- requests
 
 
+_INSERT_REQUEST = insert(cast(Table, Open311Request.__table__))
+
+
+def insert_request(session: Session, values: dict[str, Any]) -> None:
+    """Insert the Open311 side of a new case (Core: the intake hot path)."""
+    session.execute(_INSERT_REQUEST, values)
+
+
 def request_of_case(session: Session, case_id: int) -> Open311Request | None:
     """The Open311 side of a case, if it came in through Open311."""
     return session.scalars(
@@ -56,18 +64,35 @@ def case_ref_by_token(session: Session, token: str) -> str | None:
     return session.scalars(statement).one_or_none()
 
 
-_LISTED = select(Case, Open311Request.media_url).outerjoin(
-    Open311Request, Open311Request.case_id == Case.id
+#: What a listed request needs of a case, and the media link of its Open311 side.
+REQUEST_COLUMNS = (
+    Case.ref,
+    Case.state,
+    Case.category,
+    Case.priority,
+    Case.description,
+    Case.department,
+    Case.reported_at,
+    Case.updated_at,
+    Case.deadline_at,
+    Case.duplicate_of,
+    Case.address,
+    Case.lat,
+    Case.lon,
+    Open311Request.media_url,
 )
 
+# Core rows, not ORM objects: a page of 1,000 requests is read, never changed.
+_LISTED = select(*REQUEST_COLUMNS).outerjoin(Open311Request, Open311Request.case_id == Case.id)
 
-def cases_by_refs(session: Session, refs: Sequence[str]) -> list[tuple[Case, str | None]]:
-    """``(Case, media_url)`` of the cases with these references, in the order asked."""
+
+def cases_by_refs(session: Session, refs: Sequence[str]) -> list[Any]:
+    """Rows of ``REQUEST_COLUMNS`` of the cases with these references, in the order asked."""
     if not refs:
         return []
     rows = session.execute(_LISTED.where(Case.ref.in_(set(refs)))).all()
     position = {ref: index for index, ref in enumerate(refs)}
-    return sorted(((row[0], row[1]) for row in rows), key=lambda row: position[row[0].ref])
+    return sorted(rows, key=lambda row: position[row.ref])
 
 
 def cases_reported_between(
@@ -78,12 +103,12 @@ def cases_reported_between(
     categories: Sequence[str] | None,
     states: Sequence[CaseState] | None,
     limit: int,
-) -> list[tuple[Case, str | None]]:
-    """``(Case, media_url)`` of cases reported in ``[start, end]``, newest first."""
+) -> list[Any]:
+    """Rows of ``REQUEST_COLUMNS`` of cases reported in ``[start, end]``, newest first."""
     statement = _LISTED.where(Case.reported_at.between(start, end))
     if categories is not None:
         statement = statement.where(Case.category.in_(categories))
     if states is not None:
         statement = statement.where(Case.state.in_(states))
     statement = statement.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit)
-    return [(row[0], row[1]) for row in session.execute(statement).all()]
+    return list(session.execute(statement).all())

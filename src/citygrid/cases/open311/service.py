@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from citygrid.cases import service as cases
 from citygrid.cases.calendar import CHINA_STANDARD_TIME
 from citygrid.cases.catalogue import Category
-from citygrid.cases.models import Case, CaseSource, CaseState, Priority
+from citygrid.cases.models import DEADLINE_STATES, Case, CaseSource, CaseState, Priority
 from citygrid.cases.open311 import repository
 from citygrid.cases.open311.definitions import (
     LIST_TYPES,
@@ -45,7 +45,7 @@ from citygrid.cases.open311.definitions import (
     service_category,
 )
 from citygrid.cases.open311.formats import w3c
-from citygrid.cases.open311.models import Open311Key, Open311Request
+from citygrid.cases.open311.models import Open311Key
 from citygrid.cases.schemas import DESCRIPTION_MAX, CaseCreate, ReporterContact
 from citygrid.exchange.catalogue import default_catalogue
 from citygrid.kit.actor import Actor
@@ -560,28 +560,31 @@ def submit_request(
         raise _as_bad_request(error) from None
     case = intake.case
     if intake.created:
-        side = Open311Request(
-            case_id=case.id,
-            token=secrets.token_urlsafe(_TOKEN_BYTES),
-            key_id=client.key_id,
-            attributes=answers,
-            media_url=media_url,
-            device_id=device_id,
-            account_id=account_id,
-            reporter_email=email,
-            created_at=case.reported_at,
+        token, stored_account_id = secrets.token_urlsafe(_TOKEN_BYTES), account_id
+        repository.insert_request(
+            session,
+            {
+                "case_id": case.id,
+                "token": token,
+                "key_id": client.key_id,
+                "attributes": answers,
+                "media_url": media_url,
+                "device_id": device_id,
+                "account_id": account_id,
+                "reporter_email": email,
+                "created_at": case.reported_at,
+            },
         )
-        repository.add(session, side)
     else:
         earlier = repository.request_of_case(session, case.id)
         if earlier is None:  # pragma: no cover - a case filed here always has its side row
             raise NotFound(_("No request has this id."))
-        side = earlier
+        token, stored_account_id = earlier.token, earlier.account_id
     return Filed(
         case=case,
-        token=side.token,
+        token=token,
         service_notice=service_notice(category, case.priority),
-        account_id=side.account_id,
+        account_id=stored_account_id,
         created=intake.created,
     )
 
@@ -609,15 +612,80 @@ def token_document(session: Session, *, token: str) -> list[dict[str, Any]]:
     return [{"service_request_id": ref, "token": token}]
 
 
-def status_notes(case: Case, now: datetime) -> str:
+class _Documents:
+    """Turns listed cases into GeoReport requests; the texts that depend only on the state,
+    department, category and priority are translated once per answer, not once per row."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._agencies: dict[str, str] = {}
+        self._notices: dict[tuple[str, Priority], str | None] = {}
+        self._names: dict[str, str] = {}
+        self._notes: dict[tuple[CaseState, str, bool, bool], str] = {}
+
+    def agency(self, department: str) -> str:
+        if department not in self._agencies:
+            self._agencies[department] = agency_name(department)
+        return self._agencies[department]
+
+    def notice(self, code: str, priority: Priority) -> str | None:
+        key = (code, priority)
+        if key not in self._notices:
+            category = service_category(code)
+            self._notices[key] = service_notice(category, priority) if category else None
+        return self._notices[key]
+
+    def name(self, code: str) -> str:
+        if code not in self._names:
+            category = service_category(code)
+            self._names[code] = category.name if category else code
+        return self._names[code]
+
+    def notes(self, row: Any) -> str:
+        overdue = (
+            row.state in DEADLINE_STATES
+            and row.deadline_at is not None
+            and row.deadline_at < self.now
+        )
+        key = (row.state, row.department, overdue, row.duplicate_of is not None)
+        if key not in self._notes:
+            self._notes[key] = _status_notes(*key, agency=self.agency(row.department))
+        return self._notes[key]
+
+    def request(self, row: Any) -> dict[str, Any]:
+        """A listed case (``repository.REQUEST_COLUMNS``) as a GeoReport service request."""
+        return {
+            "service_request_id": row.ref,
+            "status": "closed" if row.state in CLOSED_STATES else "open",
+            "status_notes": self.notes(row),
+            "service_name": self.name(row.category),
+            "service_code": row.category,
+            "description": row.description,
+            "agency_responsible": self.agency(row.department),
+            "service_notice": self.notice(row.category, row.priority),
+            "requested_datetime": w3c(row.reported_at),
+            "updated_datetime": w3c(row.updated_at),
+            "expected_datetime": w3c(row.deadline_at),
+            "address": row.address,
+            "address_id": None,
+            "zipcode": None,
+            "lat": row.lat,
+            "long": row.lon,
+            "media_url": row.media_url,
+        }
+
+
+def _status_notes(
+    state: CaseState, department: str, overdue: bool, duplicate: bool, *, agency: str
+) -> str:
     """Where a case stands, for the reporter, in the current language."""
-    if case.state is CaseState.REJECTED:
-        if case.duplicate_of is not None:
+    if state is CaseState.REJECTED:
+        if duplicate:
             return _("Not registered: the same problem has already been reported.")
         return _("Not registered: the report does not meet the registration criterion.")
-    if cases.is_overdue(case, now):
+    if overdue:
         return _("With %(agency)s, past its deadline: the command centre has been alerted.") % {
-            "agency": agency_name(case.department)
+            "agency": agency
         }
     notes = {
         CaseState.REPORTED: _("Received: the command centre will check it."),
@@ -628,31 +696,7 @@ def status_notes(case: Case, now: datetime) -> str:
         CaseState.CLOSED: _("Fixed, and checked on site."),
         CaseState.EVALUATED: _("Fixed, and checked on site."),
     }
-    return notes[case.state] % {"agency": agency_name(case.department)}
-
-
-def request_document(case: Case, media_url: str | None, now: datetime) -> dict[str, Any]:
-    """A case as a GeoReport service request (no reporter contact)."""
-    category = service_category(case.category)
-    return {
-        "service_request_id": case.ref,
-        "status": "closed" if case.state in CLOSED_STATES else "open",
-        "status_notes": status_notes(case, now),
-        "service_name": category.name if category else case.category,
-        "service_code": case.category,
-        "description": case.description,
-        "agency_responsible": agency_name(case.department),
-        "service_notice": service_notice(category, case.priority) if category else None,
-        "requested_datetime": w3c(case.reported_at),
-        "updated_datetime": w3c(case.updated_at),
-        "expected_datetime": w3c(case.deadline_at),
-        "address": case.address,
-        "address_id": None,
-        "zipcode": None,
-        "lat": case.lat,
-        "long": case.lon,
-        "media_url": media_url,
-    }
+    return notes[state] % {"agency": agency}
 
 
 def parse_w3c(text: str, field: str) -> datetime:
@@ -730,7 +774,8 @@ def find_requests(
             states=states,
             limit=LIST_LIMIT,
         )
-    return [request_document(case, media_url, moment) for case, media_url in rows]
+    documents = _Documents(moment)
+    return [documents.request(row) for row in rows]
 
 
 def get_request(
@@ -744,5 +789,4 @@ def get_request(
     )
     if not rows:
         raise NotFound(_("service_request_id: no request has this id"))
-    case, media_url = rows[0]
-    return [request_document(case, media_url, now or utcnow())]
+    return [_Documents(now or utcnow()).request(rows[0])]
