@@ -294,6 +294,7 @@ def test_a_client_files_the_tile_and_follows_it_by_token_and_by_id(
     assert request["status_notes"] == "Received: the command centre will check it."
     assert request["service_code"] == "C0201"
     assert request["service_name"] == "Floor tiles"
+    assert request["description"] == tile_form()["description"]
     assert request["agency_responsible"] == "Housing and Urban-Rural Development Bureau"
     assert request["media_url"] == "https://photos.example.org/tile-12.jpg"
     assert request["requested_datetime"].endswith(CITY_TIME)
@@ -401,6 +402,7 @@ def test_an_address_string_is_found_among_the_registry_s_buildings(
         ({"attribute[priority]": "whenever"}, 400, ["attribute[priority]"]),
         ({"attribute[tiles_broken]": "many"}, 400, ["attribute[tiles_broken]"]),
         ({"attribute[colour]": "red"}, 400, ["attribute[colour]"]),
+        ({f"attribute[{PHONE}]": "red"}, 400, ["attribute[...]", "no such attribute"]),
         (
             {
                 "service_code": "C0101",
@@ -590,6 +592,9 @@ def test_requests_filter_by_status_service_code_and_window(
     assert ids(only_end, format_) == [history["old"].ref]  # end - 90 days .. end
     [rejected] = read(closed, format_, "service_requests")
     assert rejected["status_notes"].startswith("Not registered")
+    # Filed by the command centre (a hotline call): its description is for the departments.
+    assert rejected["description"] in (None, "")
+    assert rejected["service_name"] == "Floor tiles"
 
 
 @pytest.mark.parametrize("format_", FORMATS)

@@ -71,6 +71,7 @@ REQUEST_COLUMNS = (
     Case.category,
     Case.priority,
     Case.description,
+    Case.source,
     Case.department,
     Case.reported_at,
     Case.updated_at,

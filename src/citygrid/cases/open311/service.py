@@ -78,11 +78,17 @@ ADDRESS_MAX = 200
 KEY_NAME_MAX = 100
 TEXT_ATTRIBUTE_MAX = {Datatype.STRING: 200, Datatype.TEXT: 2000, Datatype.DATETIME: 40}
 
+#: Sources whose description the reporter wrote for the public. Staff write the others
+#: (a call to the hotline, a grid worker's note) for the departments: they may name residents,
+#: so Open311 does not publish them.
+PUBLIC_SOURCES = frozenset({CaseSource.OPEN311, CaseSource.CITIZEN})
+
 CLOSED_STATES = frozenset({CaseState.CLOSED, CaseState.EVALUATED, CaseState.REJECTED})
 OPEN_STATUS_STATES = tuple(state for state in CaseState if state not in CLOSED_STATES)
 CLOSED_STATUS_STATES = tuple(state for state in CaseState if state in CLOSED_STATES)
 
 _ATTRIBUTE_KEY = re.compile(r"^attribute\[([^\[\]]*)\](\[\])?$")
+_ATTRIBUTE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -438,8 +444,10 @@ def _attributes(category: Category, form: Form) -> dict[str, Any]:
     known = {attribute.code: attribute for attribute in attributes_of(category)}
     unknown = sorted(set(given) - set(known))
     if unknown:
+        # The code is echoed only when it looks like one: a client's free text is not.
+        code = unknown[0] if _ATTRIBUTE_CODE.match(unknown[0]) else "..."
         raise BadRequest(
-            _("attribute[%(code)s]: this service has no such attribute") % {"code": unknown[0]}
+            _("attribute[%(code)s]: this service has no such attribute") % {"code": code}
         )
     answers: dict[str, Any] = {}
     for code, attribute in known.items():
@@ -660,7 +668,7 @@ class _Documents:
             "status_notes": self.notes(row),
             "service_name": self.name(row.category),
             "service_code": row.category,
-            "description": row.description,
+            "description": row.description if row.source in PUBLIC_SOURCES else None,
             "agency_responsible": self.agency(row.department),
             "service_notice": self.notice(row.category, row.priority),
             "requested_datetime": w3c(row.reported_at),
