@@ -29,7 +29,7 @@ import httpx  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 from tests.fixtures_territory import MINI_GRID_CODES, point_in_grid  # noqa: E402
 
-from benchmarks.bench_cases import _wait_for, free_port, prepare  # noqa: E402
+from benchmarks.bench_cases import _wait_for, cpu_seconds, free_port, prepare  # noqa: E402
 from citygrid.cases.models import Case  # noqa: E402
 from citygrid.kit.db import dispose_engines, unit_of_work  # noqa: E402
 from citygrid.kit.settings import sqlite_url  # noqa: E402
@@ -160,13 +160,19 @@ def main() -> None:
                 for _ in range(50):  # warm-up
                     client.post("/open311/v2/requests.json", data=form(rng))
                 posts: list[float] = []
+                cpu_before = cpu_seconds(server.pid)
                 started = time.perf_counter()
                 for _ in range(args.posts):
                     posts.extend(
                         timed(client, "POST", "/open311/v2/requests.json", 1, data=form(rng))
                     )
                 rate = args.posts / (time.perf_counter() - started)
+                cpu_ms = 1000 * (cpu_seconds(server.pid) - cpu_before) / args.posts
                 line("POST requests.json (1 client)", posts, f"{rate:6.0f} requests/s")
+                print(
+                    f"  server CPU per filed request {cpu_ms:6.2f} ms "
+                    f"(one server core: {1000 / cpu_ms:.0f} requests/s)"
+                )
 
                 listing = client.get("/open311/v2/requests.json").json()
                 line(
