@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,7 +76,7 @@ class Attribute:
 
 
 def _priority_attribute() -> Attribute:
-    # Built per call: the names are translated in the language of the request.
+    # Names in both languages: the request's language picks one when it is shown.
     names = {
         Priority.URGENT: ("紧急", "Urgent"),
         Priority.HIGH: ("较急", "High"),
@@ -127,7 +127,7 @@ def _values(raw: Mapping[str, Any], datatype: Datatype, where: str) -> tuple[Att
 
 
 def parse_attributes(
-    entries: Sequence[Any], categories: Mapping[str, Category] | Any
+    entries: Sequence[Any], categories: Container[str]
 ) -> dict[str, tuple[Attribute, ...]]:
     """Validate ``[[open311_attributes]]`` entries; category code -> its attributes in order."""
     by_category: dict[str, list[Attribute]] = {}
