@@ -96,6 +96,7 @@ def _register_domain_commands() -> None:
     from citygrid.access.cli import clients_app, users_app
     from citygrid.access.consent_cli import app as consent_app
     from citygrid.audit.cli import app as audit_app
+    from citygrid.cases.open311.cli import app as open311_app
     from citygrid.demo.cli import register as register_demo
     from citygrid.exchange.cli import app as exchange_app
     from citygrid.territory.cli import app as territory_app
@@ -107,6 +108,7 @@ def _register_domain_commands() -> None:
     app.add_typer(clients_app, name="clients")
     app.add_typer(audit_app, name="audit")
     app.add_typer(consent_app, name="consent")
+    app.add_typer(open311_app, name="open311")
 
 
 _register_domain_commands()

@@ -170,6 +170,8 @@ class Case(Timestamps, Base):
         Index("ix_cases_state_deadline_at", "state", "deadline_at"),
         # Duplicate suggestions: same category, reported within a window.
         Index("ix_cases_category_reported_at", "category", "reported_at"),
+        # Open311's request list: a window of report times, newest first.
+        Index("ix_cases_reported_at", "reported_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "citygrid.audit.models",
     "citygrid.access.models",
     "citygrid.cases.models",
+    "citygrid.cases.open311.models",
     "citygrid.exchange.models",
 )
 

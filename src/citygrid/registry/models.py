@@ -102,7 +102,11 @@ class Building(TimestampMixin, Base):
     """A building with the opaque token printed on the QR plate at its door."""
 
     __tablename__ = "buildings"
-    __table_args__ = (CheckConstraint("floors >= 1 AND floors <= 200", name="floors_range"),)
+    __table_args__ = (
+        CheckConstraint("floors >= 1 AND floors <= 200", name="floors_range"),
+        # Open311's address_string is matched against building addresses.
+        Index("ix_buildings_address", "address"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     grid_code: Mapped[str] = mapped_column(

@@ -748,3 +748,22 @@ def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, s
         statement = select(units.c.id, units.c.grid_code).where(units.c.id.in_(chunk))
         found.update({unit_id: grid_code for unit_id, grid_code in session.execute(statement)})
     return found
+
+
+# ----------------------------------------------------------------------------- geocoding
+
+
+def buildings_at_address(
+    session: Session, *, spellings: Sequence[str], compact: str, limit: int
+) -> list[tuple[str, float, float]]:
+    """``(address, lon, lat)`` of buildings whose address is one of ``spellings`` (an index
+    lookup); failing that, whose address without spaces is ``compact`` (a scan)."""
+    columns = (
+        select(Building.address, Building.lon, Building.lat).order_by(Building.id).limit(limit)
+    )
+    rows = session.execute(columns.where(Building.address.in_(set(spellings)))).all()
+    if not rows:
+        rows = session.execute(
+            columns.where(func.replace(Building.address, " ", "") == compact)
+        ).all()
+    return [(row[0], row[1], row[2]) for row in rows]

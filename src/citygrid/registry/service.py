@@ -1005,3 +1005,34 @@ def set_marital_statuses(
         changed += 1
     session.flush()
     return changed
+
+
+# ============================================================================ geocoding
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPoint:
+    """Where a building with a given address stands."""
+
+    address: str
+    lon: float
+    lat: float
+
+
+GEOCODE_CANDIDATES = 5
+
+
+def geocode_address(session: Session, *, address: str) -> list[AddressPoint]:
+    """The buildings whose address is this text (spaces aside), at most a few, so that the
+    caller can tell a unique match from an ambiguous one. Buildings are not personal data."""
+    spelled = " ".join(address.split())
+    compact = "".join(address.split())
+    if not compact:
+        return []
+    rows = repository.buildings_at_address(
+        session,
+        spellings=[address.strip(), spelled, compact],
+        compact=compact,
+        limit=GEOCODE_CANDIDATES,
+    )
+    return [AddressPoint(*row) for row in rows]
