@@ -54,7 +54,10 @@ def form_of(report: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in report.items()}
 
 
-def photos(*contents: bytes, name: str = "IMG_0001.jpg") -> list[tuple[str, tuple[str, bytes, str]]]:
+Part = tuple[str, tuple[str, bytes, str]]
+
+
+def photos(*contents: bytes, name: str = "IMG_0001.jpg") -> list[Part]:
     """Multipart parts named ``photos``."""
     return [("photos", (name, content, "image/jpeg")) for content in contents]
 
