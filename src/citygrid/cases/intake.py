@@ -59,6 +59,7 @@ def photo_limits(settings: Settings) -> PhotoLimits:
         max_bytes=settings.photo_max_bytes,
         max_count=settings.photo_max_count,
         max_pixels=settings.photo_max_pixels,
+        max_dimension=settings.photo_max_dimension,
     )
 
 

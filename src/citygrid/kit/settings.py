@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="Largest accepted photo in pixels (width x height); larger is refused "
         "as a possible decompression bomb",
     )
+    photo_max_dimension: int = Field(
+        default=2048,
+        ge=0,
+        description="Longest edge of a stored photo in pixels (larger ones are scaled down; "
+        "0 keeps the camera's size)",
+    )
     public_report_limit: int = Field(
         default=10, ge=1, description="Reports one address may file on /report per window"
     )
