@@ -313,3 +313,17 @@ def test_photos_with_a_step_that_takes_none_change_nothing(
     assert client.get(f"/api/v1/cases/{ref}").json()["state"] == "reported"
     assert photo_count(city) == 0
     assert files_under(media) == []
+
+
+def test_a_large_camera_photo_is_stored_at_most_2048_pixels_wide() -> None:
+    from citygrid.cases.photos import PhotoLimits, process
+
+    limits = PhotoLimits(max_bytes=20_000_000, max_count=1, max_pixels=50_000_000)
+
+    landscape = process(camera_jpeg(size=(4000, 3000)), limits)
+    portrait = process(camera_jpeg(size=(3000, 2000), orientation=6), limits)
+    png = process(png_image(size=(3000, 1000)), limits)
+
+    assert (landscape.width, landscape.height) == (2000, 1500)  # decoded at half size
+    assert max(portrait.width, portrait.height) <= 2048 and portrait.height > portrait.width
+    assert (png.width, png.height) == (2048, 683)
