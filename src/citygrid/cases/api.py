@@ -31,6 +31,9 @@ from citygrid.cases.schemas import (
     CategoryOverrideList,
     CategoryOverrideRead,
     CategoryOverrideSet,
+    DuplicateList,
+    DuplicateRead,
+    MeTooRead,
     ReporterRead,
     ReporterReveal,
     TransitionCreate,
@@ -361,3 +364,25 @@ def reveal_reporter(
             session, actor, case_ref=case_id, purpose=data.purpose, reveal=data.fields
         ),
     )
+
+
+@router.get("/{case_id}/duplicates", response_model=DuplicateList)
+def read_duplicates(case_id: CaseRef, session: SessionDep, actor: CurrentActor) -> DuplicateList:
+    """Open cases of the same category nearby and recent: candidates for a rejection as a
+    duplicate at registration."""
+    suggestions = service.suggest_duplicates(session, actor, case_ref=case_id)
+    return DuplicateList(
+        items=[
+            DuplicateRead(
+                case=service.case_read(session, item.case), distance_m=round(item.distance_m, 1)
+            )
+            for item in suggestions
+        ]
+    )
+
+
+@router.post("/{case_id}/me-too", response_model=MeTooRead)
+def post_me_too(case_id: CaseRef, session: WriteSessionDep, actor: CurrentActor) -> MeTooRead:
+    """Say "me too" on an open case: counted once per reporter."""
+    result = service.add_me_too(session, actor, case_ref=case_id)
+    return MeTooRead(id=result.case.ref, added=result.added, me_too_count=result.case.me_too_count)
