@@ -25,7 +25,7 @@ from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
 from citygrid.kit.settings import Settings
 from tests.cases.photo_factories import camera_jpeg, files_under
-from tests.fixtures_territory import MINI_GRID_CODES, import_mini_city
+from tests.fixtures_territory import MINI_GRID_CODES, import_mini_city, point_in_grid
 from tests.web.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -201,4 +201,37 @@ def test_the_intake_page_is_one_column_on_a_phone(live: Live, chromium: Any, scr
     )
     assert wide == []
     watch.assert_clean()
+    page.context.close()
+
+
+def test_a_resident_reports_from_a_browser_without_javascript(
+    live: Live, chromium: Any, screens: Path, tmp_path: Path
+) -> None:
+    page, watch = _open(chromium, viewport=PHONE, javascript=False)
+    photo = tmp_path / "drain.jpg"
+    photo.write_bytes(camera_jpeg(size=(800, 600)))
+    lon, lat = point_in_grid(GRID)
+    page.goto(f"{live.url}/report")
+    # What needs JavaScript is not offered without it.
+    assert not page.is_visible("[data-intake-locate]")
+    assert not page.is_visible("[data-intake-map]")
+
+    page.set_input_files("#photos", str(photo))
+    page.fill("#lat", f"{lat:.6f}")
+    page.fill("#lon", f"{lon:.6f}")
+    page.select_option("#category", "C0201")
+    page.fill("#description", "Loose tiles by the bus stop")
+    page.fill("#reporter_phone", "13900139000")
+    page.screenshot(path=str(screens / "intake-public-report-phone.png"), full_page=True)
+    with page.expect_navigation(timeout=DEADLINE_SECONDS * 1000):
+        page.click(".intake__submit")
+
+    reference = page.text_content("[data-tracking-reference]")
+    assert reference
+    page.screenshot(path=str(screens / "intake-public-report-done.png"), full_page=True)
+    watch.assert_clean()
+    with unit_of_work(live.database_url) as session:
+        case = session.scalars(select(Case).where(Case.ref == reference.strip())).one()
+        assert case.source.value == "citizen" and case.grid_code == GRID
+        assert case.reporter_contact_phone == "13900139000"
     page.context.close()

@@ -147,7 +147,10 @@ def test_another_grid_s_worker_cannot_see_the_photos(
         assert refused.status_code == 404
         assert refused.json()["error"]["code"] == "not_found"
     act_as(DISPATCHER)
-    assert client.get(photo["url"]).status_code == 200
+    served = client.get(photo["url"])
+    assert served.status_code == 200
+    again = client.get(photo["url"], headers={"If-None-Match": served.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
     assert client.get(f"/api/v1/cases/{case.json()['id']}/photos/{'0' * 64}").status_code == 404
 
 

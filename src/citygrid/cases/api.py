@@ -90,12 +90,30 @@ async def submission(request: Request, actor: CurrentActor) -> Submission:
 SubmissionDep = Annotated[Submission, Depends(submission)]
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` written in place (OpenAPI resolves ``$ref`` against
+    its own document, where a model's local definitions do not exist)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 def _body_doc(
     schema: type[CaseCreate] | type[TransitionCreate], form_note: str
 ) -> dict[str, object]:
     """OpenAPI of a body that is JSON or a multipart form with photos."""
-    json_schema = schema.model_json_schema(ref_template="#/components/schemas/{model}")
-    json_schema.pop("$defs", None)
+    json_schema = _inlined(schema.model_json_schema())
     form_schema = {
         "type": "object",
         "description": form_note,
