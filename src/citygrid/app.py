@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.audit.api import router as audit_api
     from citygrid.audit.pages import router as audit_pages
     from citygrid.cases.api import router as cases_api
+    from citygrid.cases.intake_pages import router as cases_intake_pages
     from citygrid.cases.open311.api import router as open311_api
     from citygrid.exchange.api import router as exchange_api
     from citygrid.registry.api import router as registry_api
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(registry_api)
     app.include_router(cases_api)
     app.include_router(open311_api)
+    # Before any /cases/{case_ref} page: "/cases/new" is not a case reference.
+    app.include_router(cases_intake_pages)
     app.include_router(exchange_api)
     app.include_router(web_pages)
     app.include_router(auth_api)

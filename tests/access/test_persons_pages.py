@@ -180,7 +180,7 @@ def test_an_official_sees_the_territory_with_counts_then_a_grids_residents(
     row = re.search(rf'data-unit="{GRID}".*?</tr>', territory.text, re.S)
     assert row is not None and '<td class="num">4</td>' in row.group(0)
     assert entries(db_session, action="list_persons")[0].detail == {
-        "policy_version": 2,
+        "policy_version": 3,
         "grid_code": GRID,
     }
     assert residents.status_code == 200 and "张**" in residents.text

@@ -1192,3 +1192,115 @@ def reveal(
         fields=names,
     )
     return Revealed(ref=person_ref, purpose=code, fields=ordered, audit_entry_id=entry_id)
+
+
+# ============================================================================ case reporters
+
+ACTION_READ_REPORTER = "read_case_reporter"
+ACTION_REVEAL_REPORTER = "reveal_case_reporter"
+#: The answer's names of a reporter's fields, and their policy fields.
+REPORTER_FIELDS = {"name": "reporter_name", "phone": "reporter_phone"}
+
+
+@dataclass(frozen=True)
+class ReporterContact:
+    """The contact a resident left with a report, as the caller may see it."""
+
+    case_ref: str
+    purpose: str
+    fields: dict[str, Any]  # "name" / "phone" -> shown value (None: none left, or hidden)
+    masked: tuple[str, ...]
+    revealable: tuple[str, ...]
+    audit_entry_id: int | None = None
+
+
+def case_reporter(
+    session: Session,
+    actor: Actor,
+    *,
+    case_ref: str,
+    grid_code: str | None,
+    contact: Mapping[str, str | None],
+    purpose: str | None,
+    reveal: Sequence[str] = (),
+) -> ReporterContact:
+    """The reporter's name and phone of a case (``contact``: the stored values, by answer
+    name), masked by policy for a purpose, or the ``reveal``-ed fields in clear where the
+    policy lets the purpose reveal them; audited with the case as subject. ``grid_code`` is
+    the case's (None: no such case): outside the scope is 404 with a denied entry."""
+    action = ACTION_REVEAL_REPORTER if reveal else ACTION_READ_REPORTER
+    view = view_for(actor, purpose=purpose, action=action)
+    code = view.purpose.code
+    subject = f"case:{case_ref}"
+    if grid_code is None or not _in_scope(actor, grid_code):
+        raise _deny(
+            AccessNotFound(_("No case has this id.")),
+            actor,
+            action=action,
+            purpose=code,
+            reason="out_of_scope" if grid_code is not None else "not_found",
+            subjects=(subject,) if grid_code is not None else (),
+        )
+    policy = default_policy()
+    wanted = tuple(dict.fromkeys(reveal))
+    for name in wanted:
+        field_name = REPORTER_FIELDS.get(name)
+        if field_name is None:
+            raise ValidationFailed.one("fields", _("unknown field"))
+        level = view.levels[field_name]
+        if level is Level.HIDDEN or (
+            level is Level.MASKED
+            and (policy.class_of_field[field_name], code) not in view.grant.reveal
+        ):
+            raise _deny(
+                AccessForbidden(
+                    _("The purpose %(purpose)s does not allow revealing %(field)s.")
+                    % {"purpose": code, "field": name},
+                    code="reveal_not_allowed",
+                    details={"field": name, "purpose": code},
+                ),
+                actor,
+                action=action,
+                purpose=code,
+                reason="reveal_not_allowed",
+                subjects=(subject,),
+                fields=(field_name,),
+            )
+    shown: dict[str, Any] = {}
+    masked: list[str] = []
+    revealable: list[str] = []
+    classes: list[str] = []
+    for name, field_name in REPORTER_FIELDS.items():
+        level = view.levels[field_name]
+        if wanted and name not in wanted:
+            continue
+        mask = policy.masks[field_name]
+        if level is Level.HIDDEN or mask is None:
+            continue
+        value = contact.get(name)
+        class_name = policy.class_of_field[field_name]
+        if class_name not in classes:
+            classes.append(class_name)
+        if level is Level.MASKED and name not in wanted:
+            shown[name] = None if value is None else mask(value)
+            masked.append(name)
+            if (class_name, code) in view.grant.reveal:
+                revealable.append(name)
+        else:
+            shown[name] = value
+    entry_id = _append(
+        session,
+        actor,
+        action=action,
+        purpose=code,
+        subjects=(subject,),
+        fields=[REPORTER_FIELDS[name] for name in wanted] if wanted else classes,
+    )
+    return ReporterContact(
+        case_ref=case_ref,
+        purpose=code,
+        fields=shown,
+        masked=tuple(masked),
+        revealable=tuple(revealable),
+        audit_entry_id=entry_id,
+    )

@@ -158,3 +158,34 @@ def purge(session: Session, settings: Settings, *, now: datetime) -> int:
     """Delete counters that have gone quiet and hold no lock (housekeeping)."""
     quiet_since = now - timedelta(minutes=settings.signin_window_minutes)
     return repository.purge_throttles(session, quiet_since=quiet_since, now=now)
+
+
+def take_slot(
+    session: Session, *, key: str, limit: int, window: timedelta, now: datetime
+) -> int | None:
+    """Count one event (a public report) on a key, at most ``limit`` per fixed ``window``;
+    when the limit is reached nothing is counted and the seconds to wait are returned.
+
+    Uses the sign-in throttle's table and locks (one row per key, locked to the end of the
+    transaction), so parallel submissions from one address are counted one after another.
+    A full window is held as a lock, which ``purge`` keeps until it runs out.
+    """
+    key = key[:KEY_MAX_LENGTH]
+    repository.ensure_throttle_rows(session, [key], now)
+    row = repository.lock_throttle_rows(session, [key]).get(key)
+    count = row.failures if row is not None else 0
+    started = as_utc(row.first_failure_at) if row is not None and count else now
+    if now - started >= window:
+        count, started = 0, now
+    if count >= limit:
+        return _seconds_until(started + window, now)
+    count += 1
+    repository.save_throttle(
+        session,
+        key,
+        failures=count,
+        first_failure_at=started,
+        last_failure_at=now,
+        locked_until=started + window if count >= limit else None,
+    )
+    return None

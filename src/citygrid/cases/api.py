@@ -8,14 +8,19 @@ declared before ``/{case_id}`` so that they are never taken for a case reference
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+import orjson
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
+from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
-from citygrid.cases import service
+from citygrid.access.persons_api import begin_audited_read, commit_before_answering
+from citygrid.cases import intake, service
+from citygrid.cases.forms import Submission, read_submission
 from citygrid.cases.models import CaseState, CategoryOverride
 from citygrid.cases.schemas import (
     CaseCreate,
@@ -29,9 +34,12 @@ from citygrid.cases.schemas import (
     DuplicateList,
     DuplicateRead,
     MeTooRead,
+    ReporterRead,
+    ReporterReveal,
     TransitionCreate,
 )
 from citygrid.kit.db import SQLITE_BEGIN
+from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep
 from citygrid.territory.api import LocatorDep
 
@@ -71,6 +79,57 @@ def write_session(session: SessionDep) -> Iterator[Session]:
 
 
 WriteSessionDep = Annotated[Session, Depends(write_session, scope="function")]
+
+
+async def submission(request: Request, actor: CurrentActor) -> Submission:
+    """The request's fields and checked photos (JSON, or multipart with ``photos``), read
+    after the caller is known and before the write lock is taken."""
+    return await read_submission(request)
+
+
+SubmissionDep = Annotated[Submission, Depends(submission)]
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` written in place (OpenAPI resolves ``$ref`` against
+    its own document, where a model's local definitions do not exist)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _body_doc(
+    schema: type[CaseCreate] | type[TransitionCreate], form_note: str
+) -> dict[str, object]:
+    """OpenAPI of a body that is JSON or a multipart form with photos."""
+    json_schema = _inlined(schema.model_json_schema())
+    form_schema = {
+        "type": "object",
+        "description": form_note,
+        "properties": {
+            "photos": {"type": "array", "items": {"type": "string", "format": "binary"}}
+        },
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": json_schema},
+                "multipart/form-data": {"schema": form_schema},
+            },
+        }
+    }
 
 
 def _override_read(row: CategoryOverride) -> CategoryOverrideRead:
@@ -125,11 +184,21 @@ def delete_category_override(
     "",
     response_model=CaseRead,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "The case first filed with this Idempotency-Key"}},
+    responses={
+        200: {"description": "The case first filed with this Idempotency-Key"},
+        413: {"description": "The submission is larger than its photos may be together"},
+    },
+    openapi_extra=_body_doc(
+        CaseCreate,
+        "The JSON fields as form fields (reporter_contact as reporter_name and "
+        "reporter_phone), and one or more photos; without lat/lon the first photo's GPS "
+        "position is the location",
+    ),
 )
 def create_case(
-    data: CaseCreate,
+    body: SubmissionDep,
     response: Response,
+    request: Request,
     session: WriteSessionDep,
     actor: CurrentActor,
     locator: LocatorDep,
@@ -142,14 +211,22 @@ def create_case(
         ),
     ] = None,
 ) -> CaseRead:
-    """File a case; 201 with the new case, or 200 with the earlier one for a repeated key
-    (the case without its history: ``GET /api/v1/cases/{id}`` has it)."""
-    intake = service.create_case(
-        session, actor, data=data, locator=locator, idempotency_key=idempotency_key
+    """File a case (JSON, or multipart with photos); 201 with the new case, or 200 with the
+    earlier one for a repeated key (the case without its history and photos:
+    ``GET /api/v1/cases/{id}`` has them)."""
+    settings = request.app.state.settings
+    filed = intake.file_case(
+        session,
+        actor,
+        fields=body.fields,
+        photos=body.photos,
+        locator=locator,
+        store=intake.photo_store(settings),
+        idempotency_key=idempotency_key or body.extra.get("idempotency_key") or None,
     )
-    response.status_code = status.HTTP_201_CREATED if intake.created else status.HTTP_200_OK
-    response.headers["Location"] = f"/api/v1/cases/{intake.case.ref}"
-    return service.case_read(session, intake.case)
+    response.status_code = status.HTTP_201_CREATED if filed.created else status.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/cases/{filed.case.ref}"
+    return service.case_read(session, filed.case)
 
 
 @router.get("", response_model=CaseList)
@@ -184,14 +261,127 @@ def read_case(case_id: CaseRef, session: SessionDep, actor: CurrentActor) -> Cas
     return service.case_detail(session, actor, case_ref=case_id)
 
 
-@router.post("/{case_id}/transitions", response_model=CaseDetail)
+@router.post(
+    "/{case_id}/transitions",
+    response_model=CaseDetail,
+    openapi_extra=_body_doc(
+        TransitionCreate,
+        "The JSON fields as form fields, and photos (feedback and verify only)",
+    ),
+)
 def post_transition(
-    case_id: CaseRef, request: TransitionCreate, session: WriteSessionDep, actor: CurrentActor
+    case_id: CaseRef,
+    body: SubmissionDep,
+    request: Request,
+    session: WriteSessionDep,
+    actor: CurrentActor,
 ) -> CaseDetail:
     """Take one step of the loop: register, reject, dispatch, return, accept, feedback,
-    verify, evaluate."""
-    case = service.apply_transition(session, actor, case_ref=case_id, request=request)
+    verify, evaluate; feedback and verify may carry photos (multipart)."""
+    step = intake.parse(TransitionCreate, body.fields)
+    case = intake.apply_transition(
+        session,
+        actor,
+        case_ref=case_id,
+        request=step,
+        photos=body.photos,
+        store=intake.photo_store(request.app.state.settings),
+    )
     return service.detail_of(session, case)
+
+
+PhotoId = Annotated[str, Path(description="The photo's id (its content hash)", max_length=64)]
+PHOTO_CACHE_CONTROL = "private, max-age=86400, immutable"
+
+
+def _photo_response(request: Request, found: intake.PhotoFile) -> Response:
+    headers = {"Cache-Control": PHOTO_CACHE_CONTROL, "ETag": found.etag}
+    if request.headers.get("if-none-match") == found.etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return FileResponse(found.path, media_type=found.content_type, headers=headers)
+
+
+@router.get(
+    "/{case_id}/photos/{photo_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+def read_photo(
+    case_id: CaseRef, photo_id: PhotoId, request: Request, session: SessionDep, actor: CurrentActor
+) -> Response:
+    """A photo of a case, metadata stripped (404 outside the caller's territory). Cached
+    privately: its URL names its content, which never changes."""
+    found = intake.photo_file(
+        session,
+        actor,
+        case_ref=case_id,
+        photo_id=photo_id,
+        store=intake.photo_store(request.app.state.settings),
+    )
+    return _photo_response(request, found)
+
+
+@router.get(
+    "/{case_id}/photos/{photo_id}/thumbnail",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def read_photo_thumbnail(
+    case_id: CaseRef, photo_id: PhotoId, request: Request, session: SessionDep, actor: CurrentActor
+) -> Response:
+    """The thumbnail of a case's photo (a JPEG of at most 400 x 400)."""
+    found = intake.photo_file(
+        session,
+        actor,
+        case_ref=case_id,
+        photo_id=photo_id,
+        store=intake.photo_store(request.app.state.settings),
+        thumbnail=True,
+    )
+    return _photo_response(request, found)
+
+
+def _audited(session: Session, read: Callable[[], ReporterRead]) -> Response:
+    """Run a gateway read: the read and its access-log entry (or a refusal and its denied
+    entry) commit together before the answer leaves."""
+    begin_audited_read(session)
+    try:
+        body: Any = read().model_dump()
+        status_code = status.HTTP_200_OK
+    except CitygridError as error:
+        gateway.record_denial(session, error)
+        body, status_code = error.to_dict(), error.status_code
+    content = orjson.dumps(body)
+    commit_before_answering(session)
+    return Response(content, status_code=status_code, media_type="application/json")
+
+
+@router.get("/{case_id}/reporter", response_model=ReporterRead)
+def read_reporter(
+    case_id: CaseRef,
+    session: SessionDep,
+    actor: CurrentActor,
+    purpose: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """The contact the reporter left (hotline, public page): personal data, masked by
+    policy, for a purpose of use, and written in the access log."""
+    return _audited(
+        session, lambda: intake.reporter(session, actor, case_ref=case_id, purpose=purpose)
+    )
+
+
+@router.post("/{case_id}/reporter/reveal", response_model=ReporterRead)
+def reveal_reporter(
+    case_id: CaseRef, data: ReporterReveal, session: SessionDep, actor: CurrentActor
+) -> Response:
+    """The reporter's name or phone in clear, where the purpose allows revealing it
+    (audited with exactly the fields revealed)."""
+    return _audited(
+        session,
+        lambda: intake.reporter(
+            session, actor, case_ref=case_id, purpose=data.purpose, reveal=data.fields
+        ),
+    )
 
 
 @router.get("/{case_id}/duplicates", response_model=DuplicateList)

@@ -146,10 +146,12 @@ class CaseSource(enum.StrEnum):
 
 
 class PhotoStage(enum.StrEnum):
-    """When a photo was taken: with the report, or with the department's feedback."""
+    """When a photo was taken: with the report, with the department's feedback, or with the
+    grid worker's verification on site."""
 
     REPORTED = "reported"
-    HANDLED = "handled"
+    FEEDBACK = "feedback"
+    VERIFICATION = "verification"
 
 
 class Case(Timestamps, Base):
@@ -236,16 +238,22 @@ class CaseTransition(Base):
 
 
 class CasePhoto(Base):
-    """A photo of a case as stored (EXIF stripped); the file lives under the photo directory."""
+    """A photo of a case as stored (metadata stripped); the file lives under the media
+    directory by its content hash, so one file may serve several rows (the same picture sent
+    twice), and its thumbnail next to it (see ``citygrid.cases.photos``)."""
 
     __tablename__ = "case_photos"
-    __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
+    __table_args__ = (
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+        Index("ix_case_photos_sha256", "sha256"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     grid_code: Mapped[str] = mapped_column(String(15), index=True)
     stage: Mapped[PhotoStage] = mapped_column(str_enum(PhotoStage, 16))
-    storage_path: Mapped[str] = mapped_column(String(255), unique=True)
+    # Relative to the media directory: "ab/cd/<sha256>.<ext>", never a name the user gave.
+    storage_path: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(40))
     size_bytes: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)

@@ -28,6 +28,7 @@ from citygrid.cases.models import (
     Case,
     CaseEventRecord,
     CaseMeToo,
+    CasePhoto,
     CaseState,
     CaseTransition,
     CategoryOverride,
@@ -313,3 +314,29 @@ def events_after(session: Session, *, after_id: int, limit: int) -> list[CaseEve
         .limit(limit)
     )
     return list(session.scalars(statement))
+
+
+# ----------------------------------------------------------------------------- photos
+
+
+def insert_photos(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert photo rows (one statement)."""
+    if rows:
+        session.execute(insert(CasePhoto), list(rows))
+
+
+def photos_of(session: Session, case_id: int) -> list[CasePhoto]:
+    """A case's photos, in the order they came."""
+    statement = select(CasePhoto).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id)
+    return list(session.scalars(statement))
+
+
+def photo_of_case(session: Session, case_id: int, sha256: str) -> CasePhoto | None:
+    """The first photo of a case with this content hash."""
+    statement = (
+        select(CasePhoto)
+        .where(CasePhoto.case_id == case_id, CasePhoto.sha256 == sha256)
+        .order_by(CasePhoto.id)
+        .limit(1)
+    )
+    return session.scalars(statement).first()

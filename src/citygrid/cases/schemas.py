@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from citygrid.cases.models import Action, CaseKind, CaseSource, CaseState, Priority
+from citygrid.cases.models import Action, CaseKind, CaseSource, CaseState, PhotoStage, Priority
 
 DESCRIPTION_MAX = 2000
 NOTE_MAX = 2000
@@ -120,10 +120,42 @@ class CaseRead(BaseModel):
     updated_at: datetime
 
 
+class PhotoRead(BaseModel):
+    """A photo of a case: where to fetch it and its thumbnail, and at which step it came."""
+
+    id: str = Field(description="The photo's content hash (opaque)")
+    url: str
+    thumbnail_url: str
+    stage: PhotoStage
+    content_type: str
+    width: int
+    height: int
+
+
 class CaseDetail(CaseRead):
-    """A case with its history, oldest step first."""
+    """A case with its history, oldest step first, and its photos."""
 
     transitions: list[TransitionRead]
+    photos: list[PhotoRead] = Field(default_factory=list)
+
+
+class ReporterRead(BaseModel):
+    """The contact a resident left with a report, as the caller may see it (masked by
+    policy), for a purpose; the read is in the access log."""
+
+    id: str = Field(description="The case's reference")
+    purpose: str
+    name: str | None
+    phone: str | None
+    masked: list[str]
+    revealable: list[str]
+
+
+class ReporterReveal(_Shape):
+    """Ask for the reporter's fields in clear, for a purpose that allows it."""
+
+    purpose: Annotated[str, Field(min_length=1, max_length=40)]
+    fields: Annotated[list[Literal["name", "phone"]], Field(min_length=1, max_length=2)]
 
 
 class CaseList(BaseModel):

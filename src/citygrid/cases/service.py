@@ -84,6 +84,8 @@ from citygrid.territory.locator import Locator
 from citygrid.territory.models import Level
 
 SYSTEM_ROLE = "system"
+#: A resident on the public report page (no account, no scope).
+CITIZEN_ROLE = "citizen"
 
 # 12 random bytes are 16 URL-safe characters (96 bits): unguessable, fits cases.ref (24).
 _REF_BYTES = 12
@@ -204,8 +206,8 @@ TRANSITIONS: dict[tuple[CaseState, Action], Transition] = {
     )
 }
 
-#: Who may file a case through the API (citizens and Open311 clients come in by their own
-#: doors). Grid workers only inside their own territory.
+#: Who may file a case (citizens come in by the public page as ``CITIZEN_ROLE``, Open311
+#: clients by their own door). Grid workers only inside their own territory.
 INTAKE_ROLES = frozenset(
     {
         Role.GRID_WORKER.value,
@@ -215,6 +217,7 @@ INTAKE_ROLES = frozenset(
         Role.DISTRICT_OFFICIAL.value,
         Role.CITY_OFFICIAL.value,
         SYSTEM_ROLE,
+        CITIZEN_ROLE,
     }
 )
 
@@ -334,6 +337,8 @@ def _outside(reason: str) -> ValidationFailed:
 def _default_source(actor: Actor) -> CaseSource:
     if actor.role == Role.GRID_WORKER.value:
         return CaseSource.GRID_WORKER
+    if actor.role == CITIZEN_ROLE:
+        return CaseSource.CITIZEN
     if actor.kind == "client":
         return CaseSource.OPEN311
     return CaseSource.HOTLINE
@@ -890,7 +895,13 @@ def detail_of(session: Session, case: Case, *, now: datetime | None = None) -> C
         )
         for row in repository.transitions_of(session, case.id)
     ]
-    return CaseDetail(**_read_fields(session, case, _now(now), None), transitions=transitions)
+    from citygrid.cases.intake import photo_reads
+
+    return CaseDetail(
+        **_read_fields(session, case, _now(now), None),
+        transitions=transitions,
+        photos=photo_reads(session, case),
+    )
 
 
 def _code_prefix(code: str | None) -> str | None:

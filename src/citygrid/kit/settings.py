@@ -80,6 +80,37 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = Field(default=65536, ge=8, description="argon2id memory in KiB")
     password_hash_parallelism: int = Field(default=4, ge=1, description="argon2id lanes")
     log_level: str = Field(default="INFO")
+    # --- case photos (citygrid.cases.photos)
+    media_dir: Path = Field(
+        default=DEFAULT_VAR_DIR / "media",
+        description="Where case photos and their thumbnails are stored (by content hash)",
+    )
+    photo_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest accepted photo file, in bytes"
+    )
+    photo_max_count: int = Field(
+        default=6, ge=1, le=50, description="Most photos accepted with one submission"
+    )
+    photo_max_pixels: int = Field(
+        default=50_000_000,
+        ge=1,
+        # Pillow's own decompression-bomb threshold: above it Pillow refuses by itself.
+        le=89_478_485,
+        description="Largest accepted photo in pixels (width x height); larger is refused "
+        "as a possible decompression bomb",
+    )
+    photo_max_dimension: int = Field(
+        default=2048,
+        ge=0,
+        description="Longest edge of a stored photo in pixels (larger ones are scaled down; "
+        "0 keeps the camera's size)",
+    )
+    public_report_limit: int = Field(
+        default=10, ge=1, description="Reports one address may file on /report per window"
+    )
+    public_report_window_minutes: int = Field(
+        default=60, ge=1, description="The window of public_report_limit"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
