@@ -182,6 +182,44 @@ def save_clocks(session: Session, *, person_id: int, clocks: dict[str, str]) -> 
     session.execute(update(table).where(table.c.person_id == person_id).values(clocks=clocks))
 
 
+def lock_subjects(session: Session, *, person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """``lock_subject`` for many persons at once (a dataset batch): their clock rows, created
+    where missing, locked in id order (two batches never wait for each other in a cycle)."""
+    table = _table(SubjectClock)
+    found: dict[int, dict[str, str]] = {}
+    ordered = sorted(set(person_ids))
+    for start in range(0, len(ordered), _IN_CHUNK):
+        chunk = ordered[start : start + _IN_CHUNK]
+        values = [{"person_id": person_id, "clocks": {}} for person_id in chunk]
+        if _dialect(session) == "postgresql":
+            statement: Any = postgresql.insert(table).values(values)
+        else:
+            statement = sqlite.insert(table).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["person_id"], set_={"person_id": statement.excluded.person_id}
+        ).returning(table.c.person_id, table.c.clocks)
+        for person_id, clocks in session.execute(statement):
+            found[int(person_id)] = dict(clocks or {})
+    return found
+
+
+def save_many_clocks(session: Session, *, clocks: dict[int, dict[str, str]]) -> None:
+    """Store the clocks of many persons (one executemany)."""
+    if not clocks:
+        return
+    table = _table(SubjectClock)
+    statement = (
+        update(table)
+        .where(table.c.person_id == bindparam("key"))
+        .values(clocks=bindparam("value"))
+    )
+    session.execute(
+        statement,
+        [{"key": person_id, "value": value} for person_id, value in clocks.items()],
+        execution_options={"synchronize_session": False},
+    )
+
+
 # ----------------------------------------------------------------------------- datasets
 
 
