@@ -169,6 +169,7 @@ def test_life_event_notification_is_a_statutory_purpose_of_those_told() -> None:
         grant = policy.grant("department_officer", department)
         assert "life-event-notification" in grant.purposes, department
     # Public security publishes deaths; it is not told of them.
-    assert "life-event-notification" not in policy.grant(
-        "department_officer", "public-security"
-    ).purposes
+    assert (
+        "life-event-notification"
+        not in policy.grant("department_officer", "public-security").purposes
+    )

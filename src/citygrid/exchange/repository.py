@@ -209,9 +209,7 @@ def save_many_clocks(session: Session, *, clocks: dict[int, dict[str, str]]) -> 
         return
     table = _table(SubjectClock)
     statement = (
-        update(table)
-        .where(table.c.person_id == bindparam("key"))
-        .values(clocks=bindparam("value"))
+        update(table).where(table.c.person_id == bindparam("key")).values(clocks=bindparam("value"))
     )
     session.execute(
         statement,
