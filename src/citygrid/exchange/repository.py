@@ -573,3 +573,58 @@ def tasks_of_person(session: Session, *, person_id: int) -> list[Task]:
     """The tasks about a person."""
     statement = select(Task).where(Task.subject_person_id == person_id).order_by(Task.id)
     return list(session.scalars(statement))
+
+
+def _task_conditions(
+    *,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str] | None,
+    scopes: Sequence[str],
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        Task.assignee_kind == assignee_kind,
+        scope_condition(_table(Task).c.grid_code, scopes),
+    ]
+    if assignees is not None:
+        conditions.append(Task.assignee.in_(list(assignees)))
+    return conditions
+
+
+def task_page(
+    session: Session,
+    *,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str] | None,
+    scopes: Sequence[str],
+    state: TaskState,
+    limit: int,
+    offset: int = 0,
+) -> list[Task]:
+    """Tasks of these assignees (None: any) whose grid lies in the scopes, in one state:
+    open ones the most urgent first, done ones the latest first."""
+    conditions = _task_conditions(assignee_kind=assignee_kind, assignees=assignees, scopes=scopes)
+    order = (
+        (Task.due_at, Task.id) if state is TaskState.OPEN else (Task.done_at.desc(), Task.id.desc())
+    )
+    statement = (
+        select(Task)
+        .where(*conditions, Task.state == state)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(statement))
+
+
+def visible_task(
+    session: Session,
+    *,
+    task_id: int,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str] | None,
+    scopes: Sequence[str],
+) -> Task | None:
+    """The task if these assignees in these scopes see it, locked for an update."""
+    conditions = _task_conditions(assignee_kind=assignee_kind, assignees=assignees, scopes=scopes)
+    statement = select(Task).where(Task.id == task_id, *conditions).with_for_update()
+    return session.scalars(statement).first()
