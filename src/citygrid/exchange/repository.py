@@ -628,3 +628,22 @@ def visible_task(
     conditions = _task_conditions(assignee_kind=assignee_kind, assignees=assignees, scopes=scopes)
     statement = select(Task).where(Task.id == task_id, *conditions).with_for_update()
     return session.scalars(statement).first()
+
+
+def allowance_person_ids(session: Session, *, grid_code: str, status: AllowanceStatus) -> list[int]:
+    """The person ids of a grid's allowances in a status, lowest first."""
+    statement = (
+        select(AllowanceRecord.person_id)
+        .where(AllowanceRecord.grid_code == grid_code, AllowanceRecord.status == status)
+        .order_by(AllowanceRecord.person_id)
+    )
+    return list(session.scalars(statement))
+
+
+def count_events_with_prefix(session: Session, *, prefix: str) -> int:
+    """How many events have a source id starting with ``prefix`` (a range on the key)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    statement = select(func.count()).where(
+        LifeEventRecord.source_event_id >= prefix, LifeEventRecord.source_event_id < upper
+    )
+    return int(session.scalar(statement) or 0)

@@ -53,6 +53,8 @@ from citygrid.exchange.events import (
     parse_event,
 )
 from citygrid.exchange.models import (
+    AllowanceRecord,
+    AllowanceStatus,
     AssigneeKind,
     MaritalRecord,
     Member,
@@ -1171,3 +1173,30 @@ def department_tasks(
 def tasks_about(session: Session, *, person_id: int) -> list[Task]:
     """The tasks about a person (for other services and tests)."""
     return repository.tasks_of_person(session, person_id=person_id)
+
+
+# ============================================================================ held data, internal
+
+
+def allowance_of(session: Session, *, person_id: int) -> AllowanceRecord | None:
+    """The allowance civil affairs holds for a person (for in-process callers: the demo's
+    story; people read it through ``read_records``)."""
+    return repository.allowance_of(session, person_id=person_id)
+
+
+def allowance_recipients(
+    session: Session, *, grid_code: str, status: AllowanceStatus = AllowanceStatus.ACTIVE
+) -> list[int]:
+    """The ids of the persons of a grid whose allowance has this status, lowest first."""
+    return repository.allowance_person_ids(session, grid_code=grid_code, status=status)
+
+
+def active_tenancies(session: Session, *, person_id: int) -> list[TenancyRecord]:
+    """A person's active tenancies (for in-process callers such as the demo's feeds)."""
+    return repository.active_tenancies(session, person_id=person_id)
+
+
+def count_events(session: Session, *, source_prefix: str) -> int:
+    """How many events were published with a source id starting with a prefix (any
+    department; the demo's feeds number theirs)."""
+    return repository.count_events_with_prefix(session, prefix=source_prefix)
