@@ -210,11 +210,12 @@ def story_lines(story: DeathStory) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     """Add the demo commands to the main CLI."""
-    demo_app = typer.Typer(
-        help="Serve the demo city (synthetic Yuexiu, Guangzhou), building it if missing; "
-        "`citygrid demo story death` replays the death story.",
+    demo_app = typer.Typer()
+    app.add_typer(
+        demo_app,
+        name="demo",
+        short_help="Serve the demo city (synthetic Yuexiu, Guangzhou), building it if missing.",
     )
-    app.add_typer(demo_app, name="demo")
     story_app = typer.Typer(help="Reproduce the demo's stories.", no_args_is_help=True)
     demo_app.add_typer(story_app, name="story")
 

@@ -82,18 +82,24 @@ class _Picker:
         self.units = repository.max_unit_id(session)
 
     def person(self, **conditions: Any) -> int | None:
+        """A random living person matching the conditions (from a random id, wrapping)."""
         if self.top == 0:
             return None
-        return repository.pick_person(
-            self.session, from_id=self.rng.randint(1, self.top), **conditions
-        )
+        start = self.rng.randint(1, self.top)
+        found = repository.pick_person(self.session, from_id=start, **conditions)
+        if found is None and start > 1:
+            found = repository.pick_person(self.session, from_id=1, **conditions)
+        return found
 
     def unit(self, *uses: str) -> int | None:
+        """A random housing unit of one of these uses (from a random id, wrapping)."""
         if self.units == 0:
             return None
-        return repository.pick_unit(
-            self.session, from_id=self.rng.randint(1, self.units), uses=uses
-        )
+        start = self.rng.randint(1, self.units)
+        found = repository.pick_unit(self.session, from_id=start, uses=uses)
+        if found is None and start > 1:
+            found = repository.pick_unit(self.session, from_id=1, uses=uses)
+        return found
 
 
 def _death(pick: _Picker) -> FeedEvent | None:
@@ -245,18 +251,21 @@ MAKERS: tuple[tuple[str, float, Callable[[_Picker], FeedEvent | None]], ...] = (
 
 
 def next_event(session: Session, *, seed: int, number: int) -> FeedEvent | None:
-    """The ``number``-th simulated event of a demo seeded with ``seed`` (None when no
-    plausible subject was found this time)."""
+    """The ``number``-th simulated event of a demo seeded with ``seed``: a kind drawn by
+    weight, then the other kinds in a drawn order when the city holds no plausible subject
+    for it (no young mother, nobody renting); None when no kind finds one."""
     rng = random.Random(f"{seed}:{number}")  # noqa: S311 - a simulation, not security
-    names = [name for name, _weight, _maker in MAKERS]
     weights = [weight for _name, weight, _maker in MAKERS]
-    chosen = rng.choices(names, weights=weights)[0]
-    maker = {name: maker for name, _weight, maker in MAKERS}[chosen]
+    first = rng.choices(range(len(MAKERS)), weights=weights)[0]
+    others = [index for index in range(len(MAKERS)) if index != first]
+    rng.shuffle(others)
     pick = _Picker(session, rng)
-    for _attempt in range(ATTEMPTS):
-        made = maker(pick)
-        if made is not None:
-            return made
+    for index in [first, *others]:
+        maker = MAKERS[index][2]
+        for _attempt in range(ATTEMPTS):
+            made = maker(pick)
+            if made is not None:
+                return made
     return None
 
 
