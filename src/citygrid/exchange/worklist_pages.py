@@ -5,6 +5,7 @@ access-log entry) before the page is answered."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -16,6 +17,7 @@ from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.access.persons_pages import field_labels, value_labels
 from citygrid.exchange import worklist
+from citygrid.exchange.events import CHINA_STANDARD_TIME
 from citygrid.exchange.worklist import TaskFilter
 from citygrid.kit.actor import Actor
 from citygrid.kit.errors import CitygridError
@@ -25,6 +27,13 @@ router = APIRouter(include_in_schema=False)
 
 #: Where the "done" form may send the browser back to.
 LIST_PATHS = ("/my/tasks", "/tasks")
+
+
+def _local_time(moment: datetime) -> str:
+    """A time as people in the city read it (China Standard Time)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
 
 
 def _grid_worker(actor: Actor) -> bool:
@@ -67,6 +76,7 @@ def _task_page(
         "field_labels": field_labels(),
         "value_labels": value_labels(),
         "mine": path == "/my/tasks",
+        "local_time": _local_time,
     }
     response = render(request, "tasks/list.html", **context)
     response.headers["Cache-Control"] = "no-store"
