@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from citygrid.access.persons_api import begin_audited_read
 from citygrid.demo import repository, vocabulary
 from citygrid.exchange import service as exchange
 from citygrid.exchange.events import CHINA_STANDARD_TIME
@@ -273,6 +274,9 @@ def publish_next(session: Session, *, seed: int) -> str | None:
     """Publish the next simulated event through the publish service, as its department;
     returns its type (None when nothing was published this time). A refused event (the city
     changed under the pick) is skipped: its savepoint rolls back alone."""
+    # SQLite: take the write lock before the first read, so the publish never meets a
+    # snapshot another writer (the outbox worker) has made stale.
+    begin_audited_read(session)
     number = exchange.count_events(session, source_prefix=SOURCE_PREFIX)
     made = next_event(session, seed=seed, number=number)
     if made is None:
