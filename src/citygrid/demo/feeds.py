@@ -16,6 +16,7 @@ feeds on unless ``--no-feeds``; ``citygrid serve`` never has them unless asked.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Callable
@@ -255,7 +256,8 @@ def next_event(session: Session, *, seed: int, number: int) -> FeedEvent | None:
     """The ``number``-th simulated event of a demo seeded with ``seed``: a kind drawn by
     weight, then the other kinds in a drawn order when the city holds no plausible subject
     for it (no young mother, nobody renting); None when no kind finds one."""
-    rng = random.Random(f"{seed}:{number}")  # noqa: S311 - a simulation, not security
+    key = hashlib.sha256(f"citygrid-demo-feed:{seed}:{number}".encode()).digest()
+    rng = random.Random(int.from_bytes(key[:16]))  # noqa: S311 - a simulation, not security
     weights = [weight for _name, weight, _maker in MAKERS]
     first = rng.choices(range(len(MAKERS)), weights=weights)[0]
     others = [index for index in range(len(MAKERS)) if index != first]
