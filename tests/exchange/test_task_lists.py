@@ -30,6 +30,7 @@ from tests.exchange.story import (
     PUBLIC_SECURITY,
     event,
     family,
+    flat,
     give_allowance,
 )
 
@@ -278,3 +279,29 @@ def test_the_done_form_needs_its_csrf_token(
         assert accepted.status_code == 303
         city.refresh(task)
         assert (task.state.value, task.done_by) == ("done", "zhangsijun")
+
+
+def test_a_resident_who_moved_away_is_not_shown_to_the_old_grid_s_worker(
+    city: Session,
+    act_as: Callable[[Actor], None],
+    client: TestClient,
+    deliver: Callable[[], outbox.DeliveryReport],
+) -> None:
+    home = family(city)
+    new_flat = flat(city, OTHER_GRID)
+    act_as(PUBLIC_SECURITY)
+    client.post("/api/v1/exchange/events", json=event("move_in", home.spouse, unit_id=new_flat.id))
+    deliver()
+
+    act_as(GRID_WORKER)
+    [old_grid] = client.get(TASKS).json()["items"]
+    act_as(OTHER_WORKER)
+    [new_grid] = client.get(TASKS).json()["items"]
+
+    # Both grids verify the move; only the grid she lives in now sees who she is.
+    assert (old_grid["kind"], old_grid["grid_code"]) == ("verify_move_in", GRID)
+    assert old_grid["subject"] == home.spouse.ref and old_grid["person"] is None
+    assert (new_grid["kind"], new_grid["grid_code"]) == ("verify_move_in", OTHER_GRID)
+    assert new_grid["person"]["name"] == "李**"
+    reads = _told_reads(city)
+    assert [entry.actor for entry in reads] == ["worker-other"]
