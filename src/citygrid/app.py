@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.cases.intake_pages import router as cases_intake_pages
     from citygrid.cases.open311.api import router as open311_api
     from citygrid.exchange.api import router as exchange_api
+    from citygrid.exchange.worklist_api import router as tasks_api
+    from citygrid.exchange.worklist_pages import router as tasks_pages
     from citygrid.registry.api import router as registry_api
     from citygrid.territory.api import router as territory_api
     from citygrid.web.pages import router as web_pages
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(persons_pages)
     app.include_router(audit_api)
     app.include_router(audit_pages)
+    app.include_router(tasks_api)
+    app.include_router(tasks_pages)
 
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
     mount_static_packages(app)

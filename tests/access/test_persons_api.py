@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from citygrid.access import consent, persons_api
+from citygrid.access.policy import default_policy
 from citygrid.app import create_app
 from citygrid.audit import service as audit_service
 from citygrid.kit.db import dispose_engines, unit_of_work
@@ -101,7 +102,7 @@ def test_a_lists_log_entry_names_every_person_in_it(
     assert entry.client_address == "203.0.113.7"
     assert entry.role == "grid_worker" and entry.scope == [GRID]
     assert entry.fields == ["identity", "contact", "household_registration"]
-    assert entry.detail == {"policy_version": 3, "grid_code": GRID}
+    assert entry.detail == {"policy_version": default_policy().version, "grid_code": GRID}
 
 
 def test_paging_and_the_other_place_lists(worker: TestClient, world: World) -> None:
@@ -194,7 +195,7 @@ def test_the_catalogue_of_purposes_names_each_legal_basis(client: TestClient) ->
     assert items["allowance-review"]["legal_basis"] == "consent"
     assert items["allowance-review"]["name"] == "低保审核"
     assert items["allowance-review"]["name_en"] == "Subsistence allowance review"
-    assert response.json()["policy_version"] == 3
+    assert response.json()["policy_version"] == default_policy().version
 
 
 # ----------------------------------------------------------------------------- consent

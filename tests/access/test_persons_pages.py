@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from citygrid.access.policy import default_policy
 from citygrid.kit.settings import Settings
 from tests.access.auth_factories import csrf_in, fast_settings, make_account, request_scoped_app
 from tests.access.auth_factories import sign_in as sign_in_with_form
@@ -180,7 +181,7 @@ def test_an_official_sees_the_territory_with_counts_then_a_grids_residents(
     row = re.search(rf'data-unit="{GRID}".*?</tr>', territory.text, re.S)
     assert row is not None and '<td class="num">4</td>' in row.group(0)
     assert entries(db_session, action="list_persons")[0].detail == {
-        "policy_version": 3,
+        "policy_version": default_policy().version,
         "grid_code": GRID,
     }
     assert residents.status_code == 200 and "张**" in residents.text

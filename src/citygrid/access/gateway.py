@@ -891,6 +891,63 @@ def list_persons(
     )
 
 
+ACTION_LIST_SUBJECTS = "list_subjects"
+
+
+def persons_by_refs(
+    session: Session,
+    actor: Actor,
+    *,
+    purpose: str | None,
+    refs: Sequence[str],
+    fields: Sequence[str] | None = None,
+) -> PersonPage:
+    """The persons named by these opaque references that lie inside the actor's scope (the
+    others are simply absent: outside the scope is "not found"), masked by policy, for a
+    purpose; one audit entry whose subjects are the persons shown. For lists that name their
+    subjects, such as a task list. ``fields`` narrows the answer to those fields (each still
+    shown at the caller's level: masked ones masked, hidden ones absent)."""
+    view = view_for(actor, purpose=purpose, action=ACTION_LIST_SUBJECTS)
+    code = view.purpose.code
+    wanted_refs = tuple(dict.fromkeys(ref for ref in refs if _REF_PATTERN.fullmatch(ref)))
+    if len(wanted_refs) > MAX_LIMIT:
+        raise ValidationFailed.one("refs", _("at most %(max)d at once") % {"max": MAX_LIMIT})
+    wanted = None if fields is None else tuple(fields)
+    rows: Sequence[Any] = []
+    if wanted_refs:
+        criteria = registry.PersonCriteria(scopes=_scopes(actor), refs=wanted_refs)
+        rows = registry.scoped_person_rows(
+            session,
+            criteria,
+            columns=_columns(view, wanted, False),
+            today=date.today(),
+            limit=len(wanted_refs),
+        )
+    covered = _covered(session, actor, view, [row[0] for row in rows])
+    items, present = _rows_to_items(session, view, rows, fields=wanted, covered=covered)
+    entry_id = None
+    if items:
+        entry_id = _append(
+            session,
+            actor,
+            action=ACTION_LIST_SUBJECTS,
+            purpose=code,
+            subjects=[item["ref"] for item in items],
+            fields=_ordered_classes(view, present),
+        )
+    return PersonPage(
+        items=items,
+        total=len(items),
+        limit=len(wanted_refs),
+        offset=0,
+        purpose=code,
+        classes=_ordered_classes(view, present),
+        masked=tuple(name for name in view.masked_fields if wanted is None or name in wanted),
+        consent_required=view.needs_consent,
+        audit_entry_id=entry_id,
+    )
+
+
 def _one_person(
     session: Session,
     actor: Actor,

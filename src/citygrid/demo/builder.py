@@ -28,11 +28,13 @@ from sqlalchemy.pool import NullPool
 
 from citygrid.access.demo_accounts import DemoAccount, create_demo_accounts
 from citygrid.demo import repository
+from citygrid.demo.datasets import DATASET_COLUMNS, department_rows
 from citygrid.demo.geography import build_territory
 from citygrid.demo.population import (
-    COLUMNS,
+    COLUMNS as REGISTRY_COLUMNS,
+)
+from citygrid.demo.population import (
     GENERATION_STEPS,
-    TABLE_ORDER,
     ComponentClassInfo,
     generate_rows,
 )
@@ -47,6 +49,9 @@ from citygrid.registry.catalogue import load_component_classes, sync_component_c
 from citygrid.territory.service import import_feature_collection
 
 DEMO_ACTOR = Actor(name="demo-builder", role="system")
+COLUMNS = REGISTRY_COLUMNS | DATASET_COLUMNS
+TABLE_ORDER = tuple(COLUMNS)
+"""Insert order: the registry's tables, then the departments' (they point at persons)."""
 MAXIMUM_RESIDENTS = 20_000_000
 """A city of about 20 million is the largest the design plans for."""
 
@@ -182,6 +187,9 @@ def build_demo_database(
                     seed=seed,
                     progress=lambda _step: progress.advance(1),
                 )
+            progress.phase("department data")
+            with clock.phase("department data"):
+                department_rows(rows, seed=seed)
             report.counts = {table: rows.count(table) for table in TABLE_ORDER}
             report.counts["grids"] = len(territory.grids)
             report.counts["communities"] = len(territory.communities)

@@ -14,6 +14,7 @@ from citygrid.demo.seed import (
     MINIMUM_RESIDENTS,
     SEED_GRID,
     SEED_GRID_CODE,
+    SEED_GRID_WORKER,
 )
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from citygrid.demo.builder import BuildReport
+    from citygrid.demo.story import DeathStory
 
 DEFAULT_DEMO_PATH = Path("var/demo.sqlite3")
 
@@ -123,34 +125,122 @@ def _run_build(path: Path, *, residents: int, seed: int, force: bool) -> BuildRe
     return report
 
 
-def _use_demo_database(path: Path) -> str:
-    """Point this process's settings at the demo file, in demo mode."""
+def _use_demo_database(path: Path, *, feeds: bool = False) -> str:
+    """Point this process's settings at the demo file, in demo mode (with the simulated
+    department feeds when ``feeds``)."""
     from citygrid.kit.settings import get_settings, sqlite_url
 
     # Set before the settings are read: the demo runs with the documented demo secrets.
     os.environ["CITYGRID_DEMO_MODE"] = "true"
+    os.environ["CITYGRID_DEMO_FEEDS"] = "true" if feeds else "false"
     os.environ["CITYGRID_DATABASE_URL"] = sqlite_url(path)
     get_settings.cache_clear()
     return get_settings().database_url
 
 
+def _death_story(db: Path, deadline: float) -> None:
+    """Run the death story against the demo file and print what happened."""
+    from citygrid.demo.story import run_death_story
+    from citygrid.kit import i18n
+    from citygrid.kit.db import get_session_factory
+    from citygrid.kit.errors import CitygridError
+    from citygrid.kit.settings import get_settings
+    from citygrid.kit.worker import worker_for
+
+    if not db.exists():
+        typer.echo(f"Error: no demo database at {db}; run `citygrid build-demo` first.", err=True)
+        raise typer.Exit(2)
+    url = _use_demo_database(db, feeds=False)
+    settings = get_settings()
+    i18n.set_locale("en")
+    # The embedded worker delivers the outbox while the story waits (a running
+    # `citygrid demo` server may deliver too: several workers are safe).
+    worker = worker_for(settings)
+    worker.start()
+    try:
+        story = run_death_story(get_session_factory(url), deadline=deadline)
+    except CitygridError as exc:
+        typer.echo(f"Error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        worker.stop()
+    for line in story_lines(story):
+        typer.echo(line)
+    if not story.complete:
+        raise typer.Exit(1)
+
+
+def story_lines(story: DeathStory) -> list[str]:
+    """The story as the command prints it."""
+
+    def after(seconds: float | None) -> str:
+        return "not seen before the deadline" if seconds is None else f"after {seconds:.2f} s"
+
+    lines = [
+        f"Public security registered the death of resident {story.subject} "
+        f"(grid {SEED_GRID_CODE}); event {story.event_id}.",
+        "",
+        f"Civil affairs' subsistence allowance ({after(story.allowance_seconds)}):",
+        f"  {story.allowance_before} -> {story.allowance_after or story.allowance_before}"
+        + (f", {story.allowance_amount} yuan a month" if story.allowance_amount else "")
+        + (" (pending review)" if story.allowance_after == "suspended" else ""),
+        "",
+        f"Tasks ({after(story.tasks_seconds)}):",
+    ]
+    for kind, assignee, due in story.tasks:
+        who = assignee
+        if assignee.isdigit():
+            who = f"the grid worker of {assignee}"
+            if assignee == SEED_GRID_CODE:
+                who += f" ({SEED_GRID_WORKER}, /my/tasks)"
+        lines.append(f"  {kind:<24} for {who}, due {due:%Y-%m-%d %H:%M} UTC")
+    lines += ["", f"The access log: who was told, and why ({after(story.told_seconds)}):"]
+    for told in story.told:
+        lines.append(
+            f"  #{told.entry_id:<6} {told.told:<22} {', '.join(told.fields):<24} "
+            f"{told.effect}; purpose {told.purpose} ({told.legal_basis})"
+        )
+    lines.append("")
+    if story.complete:
+        lines.append(f"Everyone who needed to know was told within {story.seconds:.2f} s.")
+    else:
+        lines.append("Not every reaction was seen before the deadline.")
+    return lines
+
+
 def register(app: typer.Typer) -> None:
     """Add the demo commands to the main CLI."""
-
-    @app.command(
-        "demo",
+    demo_app = typer.Typer()
+    app.add_typer(
+        demo_app,
+        name="demo",
         short_help="Serve the demo city (synthetic Yuexiu, Guangzhou), building it if missing.",
     )
+    story_app = typer.Typer(help="Reproduce the demo's stories.", no_args_is_help=True)
+    demo_app.add_typer(story_app, name="story")
+
+    @demo_app.callback(invoke_without_command=True)
     def demo(
+        ctx: typer.Context,
         db: DemoDbOption = DEFAULT_DEMO_PATH,
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
         residents: ResidentsOption = None,
         seed: SeedOption = None,
+        feeds: Annotated[
+            bool,
+            typer.Option(
+                "--feeds/--no-feeds",
+                help="Simulated department feeds: a few life events a minute (on by default).",
+            ),
+        ] = True,
     ) -> None:
         """Serve the demo city (synthetic Yuexiu District, Guangzhou), building it first if
         the file is missing. An existing file is served as it is: rebuild it with
-        `citygrid build-demo --force`."""
+        `citygrid build-demo --force`. Simulated department feeds publish a few life events
+        a minute unless --no-feeds. `citygrid demo story death` replays the death story."""
+        if ctx.invoked_subcommand is not None:
+            return
         from citygrid.kit.serve import serve_app
 
         if db.exists():
@@ -167,7 +257,9 @@ def register(app: typer.Typer) -> None:
                 seed=DEFAULT_SEED if seed is None else seed,
                 force=False,
             )
-        url = _use_demo_database(db)
+        if seed is not None:
+            os.environ["CITYGRID_DEMO_SEED"] = str(seed)
+        url = _use_demo_database(db, feeds=feeds)
         shown_host = f"[{host}]" if ":" in host else host
         typer.echo("")
         typer.echo(f"  citygrid demo: http://{shown_host}:{port}/")
@@ -176,6 +268,11 @@ def register(app: typer.Typer) -> None:
             f"{SEED_GRID.households} households, {SEED_GRID.residents} residents"
         )
         typer.echo("  (demo mode: synthetic data and demo secrets; Ctrl+C stops the server)")
+        typer.echo(
+            "  simulated department feeds: "
+            + ("on, a few life events a minute (--no-feeds: off)" if feeds else "off")
+        )
+        typer.echo(f"  the death story: citygrid demo story death --db {db}")
         typer.echo("")
         from citygrid.access.demo_accounts import demo_account_lines
         from citygrid.kit.settings import DEMO_SECRET
@@ -184,6 +281,19 @@ def register(app: typer.Typer) -> None:
             typer.echo(line)
         typer.echo("")
         serve_app(url, host=host, port=port)
+
+    @story_app.command("death")
+    def story_death(
+        db: DemoDbOption = DEFAULT_DEMO_PATH,
+        deadline: Annotated[
+            float, typer.Option(help="Seconds to wait for every reaction before giving up.")
+        ] = 5.0,
+    ) -> None:
+        """Public security registers the death of the seed grid's resident who receives a
+        subsistence allowance; prints the allowance suspended, the grid worker's new task and
+        the access-log entries naming who was told and why, as each is seen. Each run takes
+        the next such resident."""
+        _death_story(db, deadline)
 
     @app.command(
         "build-demo", short_help="Build the demo city into a SQLite file, without serving it."

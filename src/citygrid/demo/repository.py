@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from citygrid.registry.models import Person
+from citygrid.registry.models import HousingUnit, Person
 from citygrid.territory.models import Level, TerritorialUnit
 
 Row = tuple[Any, ...]
@@ -143,3 +144,51 @@ def postgres_analyze(connection: Any, tables: Sequence[str]) -> None:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"ANALYZE {table}")
+
+
+# ----------------------------------------------------------------------------- feeds, story
+# The simulated feeds pick their subjects in the synthetic city: an indexed lookup from a
+# random id (the first match at or after it), so a pick costs one short index range scan.
+
+
+def max_person_id(session: Session) -> int:
+    """The highest person id (0 for an empty registry)."""
+    return int(session.scalar(select(func.max(Person.id))) or 0)
+
+
+def pick_person(
+    session: Session,
+    *,
+    from_id: int,
+    born_before: date | None = None,
+    born_after: date | None = None,
+    sex: str | None = None,
+    with_household: bool = False,
+) -> int | None:
+    """The id of the first living person at or after ``from_id`` matching the conditions."""
+    statement = select(Person.id).where(Person.id >= from_id, Person.status == "alive")
+    if born_before is not None:
+        statement = statement.where(Person.birth_date < born_before)
+    if born_after is not None:
+        statement = statement.where(Person.birth_date > born_after)
+    if sex is not None:
+        statement = statement.where(Person.sex == sex)
+    if with_household:
+        statement = statement.where(Person.household_id.is_not(None))
+    return session.scalar(statement.order_by(Person.id).limit(1))
+
+
+def pick_unit(session: Session, *, from_id: int, uses: Sequence[str]) -> int | None:
+    """The id of the first housing unit at or after ``from_id`` of one of these uses."""
+    statement = (
+        select(HousingUnit.id)
+        .where(HousingUnit.id >= from_id, HousingUnit.use.in_(list(uses)))
+        .order_by(HousingUnit.id)
+        .limit(1)
+    )
+    return session.scalar(statement)
+
+
+def max_unit_id(session: Session) -> int:
+    """The highest housing unit id (0 when there is none)."""
+    return int(session.scalar(select(func.max(HousingUnit.id))) or 0)

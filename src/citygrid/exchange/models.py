@@ -284,6 +284,7 @@ class Task(Base):
             "created_by_event_id", "kind", "assignee", name="uq_tasks_event_kind_assignee"
         ),
         Index("ix_tasks_assignee_state", "assignee_kind", "assignee", "state"),
+        Index("ix_tasks_grid_code_state", "grid_code", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -301,3 +302,5 @@ class Task(Base):
     created_by_event_id: Mapped[int | None] = mapped_column(ForeignKey("exchange_events.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The account or client that marked it done (a name, never personal data).
+    done_by: Mapped[str | None] = mapped_column(String(100))

@@ -257,6 +257,7 @@ def household_needs_head(session: Session, message: Message) -> None:
 # ============================================================================ grid workers
 
 _VERIFICATION_KIND = {
+    "life_event.birth": "verify_birth",
     "life_event.death": "verify_death",
     "life_event.move_in": "verify_move_in",
     "life_event.move_out": "verify_move_out",
@@ -273,8 +274,8 @@ def _grids(message: Message, person: Person) -> list[str]:
 @REGISTRY.consumer(
     "grid.verification",
     topics=list(_VERIFICATION_KIND),
-    description="The grid worker of each grid concerned verifies on the ground (a death: the "
-    "person's grid; a move: the grids moved from and to).",
+    description="The grid worker of each grid concerned verifies on the ground (a birth or a "
+    "death: the person's grid; a move: the grids moved from and to).",
 )
 def grid_verification(session: Session, message: Message) -> None:
     """Give the worker of each grid concerned a verification task."""

@@ -182,6 +182,42 @@ def save_clocks(session: Session, *, person_id: int, clocks: dict[str, str]) -> 
     session.execute(update(table).where(table.c.person_id == person_id).values(clocks=clocks))
 
 
+def lock_subjects(session: Session, *, person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """``lock_subject`` for many persons at once (a dataset batch): their clock rows, created
+    where missing, locked in id order (two batches never wait for each other in a cycle)."""
+    table = _table(SubjectClock)
+    found: dict[int, dict[str, str]] = {}
+    ordered = sorted(set(person_ids))
+    for start in range(0, len(ordered), _IN_CHUNK):
+        chunk = ordered[start : start + _IN_CHUNK]
+        values = [{"person_id": person_id, "clocks": {}} for person_id in chunk]
+        if _dialect(session) == "postgresql":
+            statement: Any = postgresql.insert(table).values(values)
+        else:
+            statement = sqlite.insert(table).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["person_id"], set_={"person_id": statement.excluded.person_id}
+        ).returning(table.c.person_id, table.c.clocks)
+        for person_id, clocks in session.execute(statement):
+            found[int(person_id)] = dict(clocks or {})
+    return found
+
+
+def save_many_clocks(session: Session, *, clocks: dict[int, dict[str, str]]) -> None:
+    """Store the clocks of many persons (one executemany)."""
+    if not clocks:
+        return
+    table = _table(SubjectClock)
+    statement = (
+        update(table).where(table.c.person_id == bindparam("key")).values(clocks=bindparam("value"))
+    )
+    session.execute(
+        statement,
+        [{"key": person_id, "value": value} for person_id, value in clocks.items()],
+        execution_options={"synchronize_session": False},
+    )
+
+
 # ----------------------------------------------------------------------------- datasets
 
 
@@ -537,3 +573,77 @@ def tasks_of_person(session: Session, *, person_id: int) -> list[Task]:
     """The tasks about a person."""
     statement = select(Task).where(Task.subject_person_id == person_id).order_by(Task.id)
     return list(session.scalars(statement))
+
+
+def _task_conditions(
+    *,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str] | None,
+    scopes: Sequence[str],
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        Task.assignee_kind == assignee_kind,
+        scope_condition(_table(Task).c.grid_code, scopes),
+    ]
+    if assignees is not None:
+        conditions.append(Task.assignee.in_(list(assignees)))
+    return conditions
+
+
+def task_page(
+    session: Session,
+    *,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str] | None,
+    scopes: Sequence[str],
+    state: TaskState,
+    limit: int,
+    offset: int = 0,
+) -> list[Task]:
+    """Tasks of these assignees (None: any) whose grid lies in the scopes, in one state:
+    open ones the most urgent first, done ones the latest first."""
+    conditions = _task_conditions(assignee_kind=assignee_kind, assignees=assignees, scopes=scopes)
+    order = (
+        (Task.due_at, Task.id) if state is TaskState.OPEN else (Task.done_at.desc(), Task.id.desc())
+    )
+    statement = (
+        select(Task)
+        .where(*conditions, Task.state == state)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(statement))
+
+
+def visible_task(
+    session: Session,
+    *,
+    task_id: int,
+    assignee_kind: AssigneeKind,
+    assignees: Sequence[str] | None,
+    scopes: Sequence[str],
+) -> Task | None:
+    """The task if these assignees in these scopes see it, locked for an update."""
+    conditions = _task_conditions(assignee_kind=assignee_kind, assignees=assignees, scopes=scopes)
+    statement = select(Task).where(Task.id == task_id, *conditions).with_for_update()
+    return session.scalars(statement).first()
+
+
+def allowance_person_ids(session: Session, *, grid_code: str, status: AllowanceStatus) -> list[int]:
+    """The person ids of a grid's allowances in a status, lowest first."""
+    statement = (
+        select(AllowanceRecord.person_id)
+        .where(AllowanceRecord.grid_code == grid_code, AllowanceRecord.status == status)
+        .order_by(AllowanceRecord.person_id)
+    )
+    return list(session.scalars(statement))
+
+
+def count_events_with_prefix(session: Session, *, prefix: str) -> int:
+    """How many events have a source id starting with ``prefix`` (a range on the key)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    statement = select(func.count()).where(
+        LifeEventRecord.source_event_id >= prefix, LifeEventRecord.source_event_id < upper
+    )
+    return int(session.scalar(statement) or 0)

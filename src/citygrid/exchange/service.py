@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,7 @@ from citygrid.audit import service as audit
 from citygrid.exchange import outbox, repository
 from citygrid.exchange.catalogue import Catalogue, DatasetSpec, default_catalogue
 from citygrid.exchange.events import (
+    CHINA_STANDARD_TIME,
     BirthEvent,
     DeathEvent,
     LifeEventBase,
@@ -48,9 +49,12 @@ from citygrid.exchange.events import (
     MoveOutEvent,
     TenancyEndedEvent,
     TenancyStartedEvent,
+    local_date,
     parse_event,
 )
 from citygrid.exchange.models import (
+    AllowanceRecord,
+    AllowanceStatus,
     AssigneeKind,
     MaritalRecord,
     Member,
@@ -91,6 +95,8 @@ ALREADY_DECEASED = "already_deceased"  # a second death
 NO_OPEN_RESIDENCE = "no_open_residence"  # a move out of nowhere
 NO_ACTIVE_TENANCY = "no_active_tenancy"  # the end of a tenancy not on record
 NO_CHANGE = "no_change"  # the state already says so (a move into the flat one lives in)
+
+MARITAL_ASPECT = "marital"  # the clock of marriage_status_changed (see _Subject)
 
 
 # ============================================================================ members, catalogue
@@ -766,6 +772,9 @@ def _check_rows(
             reason = _("no such housing unit")
             problems.append(RowProblem(index=index, field="unit_id", reason=reason))
             continue
+        if key.status is LifeStatus.DECEASED and (found := _deceased_problem(dataset, row)):
+            problems.append(RowProblem(index=index, field=found[0], reason=found[1]))
+            continue
         record_key = _record_key(dataset, row, key)
         if record_key in seen:
             reason = _("the same record appears earlier in this batch")
@@ -773,8 +782,72 @@ def _check_rows(
             continue
         seen.add(record_key)
         accepted.append(_Accepted(index, row, key))
+    if dataset == "marital_statuses" and accepted:
+        accepted = _newer_marriage_events(session, accepted, problems)
     problems.sort(key=lambda problem: problem.index)
     return accepted, problems
+
+
+#: A deceased person's records may be written only as no longer running: the datasets whose
+#: rows then carry a status, and the one status they may not take.
+_ENDED_BY_DEATH = {"subsistence_allowances", "pensions", "tenancies"}
+
+
+def _deceased_problem(dataset: str, row: Any) -> tuple[str, str] | None:
+    """Why a row cannot be written about a deceased person (field, reason), or None.
+
+    Death is the newest fact of every aspect of a life (as for life events): an allowance,
+    a pension or a tenancy cannot be active after it, and the marital status is no longer
+    changed. A row recording the end of a benefit (suspended, stopped, ended) is accepted, as
+    are the criminal record flags public security keeps."""
+    if dataset in _ENDED_BY_DEATH and str(row.status) == "active":
+        return "status", _("cannot be active: the person is deceased")
+    if dataset == "marital_statuses":
+        return "marital_status", _("cannot change: the person is deceased")
+    return None
+
+
+def _newer_marriage_events(
+    session: Session, accepted: list[_Accepted], problems: list[RowProblem]
+) -> list[_Accepted]:
+    """Keep the marital rows that newer facts do not supersede; list the others as rejected.
+
+    A batch row is as old as its ``since`` (a day, China time; a row without one has no
+    date). The persons' clock rows are locked, as a life event locks them, and a row older
+    than the latest applied ``marriage_status_changed`` of its person (``marital`` clock) is
+    rejected: a nightly dump made before a marriage was registered never undoes it."""
+    clocks = repository.lock_subjects(session, person_ids=[item.key.id for item in accepted])
+    kept: list[_Accepted] = []
+    for item in accepted:
+        latest = clocks.get(item.key.id, {}).get(MARITAL_ASPECT)
+        if latest is not None:
+            latest_day = local_date(datetime.fromisoformat(latest))
+            since: date | None = item.row.since
+            if since is None or since < latest_day:
+                reason = _("older than a marital status change already on record (%(day)s)") % {
+                    "day": latest_day.isoformat()
+                }
+                problems.append(RowProblem(index=item.index, field="since", reason=reason))
+                continue
+        kept.append(item)
+    return kept
+
+
+def _advance_marital_clocks(session: Session, changed: Sequence[_Accepted]) -> None:
+    """A written marital row with a date is the latest fact of its person's ``marital``
+    aspect: a later-arriving event older than it is then superseded."""
+    dated = [item for item in changed if item.row.since is not None]
+    if not dated:
+        return
+    clocks = repository.lock_subjects(session, person_ids=[item.key.id for item in dated])
+    changes: dict[int, dict[str, str]] = {}
+    for item in dated:
+        moment = datetime.combine(item.row.since, time(), tzinfo=CHINA_STANDARD_TIME)
+        current = clocks.get(item.key.id, {})
+        latest = current.get(MARITAL_ASPECT)
+        if latest is None or datetime.fromisoformat(latest) < moment:
+            changes[item.key.id] = current | {MARITAL_ASPECT: moment.astimezone(UTC).isoformat()}
+    repository.save_many_clocks(session, clocks=changes)
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -851,6 +924,7 @@ def publish_records(
         )
     created, updated, unchanged, changed = _upsert(session, actor, dataset, accepted)
     if dataset == "marital_statuses" and changed:
+        _advance_marital_clocks(session, changed)
         registry.set_marital_statuses(
             session,
             actor,
@@ -1099,3 +1173,30 @@ def department_tasks(
 def tasks_about(session: Session, *, person_id: int) -> list[Task]:
     """The tasks about a person (for other services and tests)."""
     return repository.tasks_of_person(session, person_id=person_id)
+
+
+# ============================================================================ held data, internal
+
+
+def allowance_of(session: Session, *, person_id: int) -> AllowanceRecord | None:
+    """The allowance civil affairs holds for a person (for in-process callers: the demo's
+    story; people read it through ``read_records``)."""
+    return repository.allowance_of(session, person_id=person_id)
+
+
+def allowance_recipients(
+    session: Session, *, grid_code: str, status: AllowanceStatus = AllowanceStatus.ACTIVE
+) -> list[int]:
+    """The ids of the persons of a grid whose allowance has this status, lowest first."""
+    return repository.allowance_person_ids(session, grid_code=grid_code, status=status)
+
+
+def active_tenancies(session: Session, *, person_id: int) -> list[TenancyRecord]:
+    """A person's active tenancies (for in-process callers such as the demo's feeds)."""
+    return repository.active_tenancies(session, person_id=person_id)
+
+
+def count_events(session: Session, *, source_prefix: str) -> int:
+    """How many events were published with a source id starting with a prefix (any
+    department; the demo's feeds number theirs)."""
+    return repository.count_events_with_prefix(session, prefix=source_prefix)

@@ -53,6 +53,18 @@ class Settings(BaseSettings):
         "set false when `citygrid worker` runs them",
     )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # --- the demo's simulated department feeds (citygrid.demo.feeds)
+    demo_feeds: bool = Field(
+        default=False,
+        description="In demo mode, publish a few simulated life events a minute through the "
+        "real publish service (`citygrid demo` turns it on; `--no-feeds` keeps it off)",
+    )
+    demo_feed_interval_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between two simulated life events"
+    )
+    demo_seed: int = Field(
+        default=20261127, ge=0, description="Seed of the simulated feeds (the demo build's)"
+    )
     # --- sign-in, sessions and tokens (citygrid.access)
     trust_proxy_headers: bool = Field(
         default=False,

@@ -51,6 +51,7 @@ TASK_MODULES: tuple[str, ...] = (
     "citygrid.audit.tasks",
     "citygrid.exchange.tasks",
     "citygrid.cases.tasks",
+    "citygrid.demo.tasks",
 )
 
 #: A task's work: gets the run's session, returns how much it did (None or 0: nothing).

@@ -348,6 +348,7 @@ class PersonCriteria:
     name_prefix: bool = False
     id_number: str | None = None
     equals: tuple[tuple[str, str], ...] = ()
+    refs: tuple[str, ...] = ()  # any of these references (a task list's subjects)
 
 
 def scope_condition(column: ColumnElement[str], scopes: Sequence[str]) -> ColumnElement[bool]:
@@ -475,12 +476,15 @@ def _shape_and_parameters(criteria: PersonCriteria, today: date) -> tuple[_Shape
         ),
         name_mode,
         tuple(column for column, _value in criteria.equals),
+        bool(criteria.refs),
     )
+    if criteria.refs:
+        parameters["refs"] = list(dict.fromkeys(criteria.refs))
     return shape, parameters
 
 
 def _conditions(shape: _Shape, dialect: str) -> list[ColumnElement[bool]]:
-    bounded, present, name_mode, equals = shape
+    bounded, present, name_mode, equals, has_refs = shape
     ranges: list[ColumnElement[bool]] = []
     for index, kind in enumerate(bounded):
         prefix = bindparam(f"scope_{index}", type_=String())
@@ -503,6 +507,8 @@ def _conditions(shape: _Shape, dialect: str) -> list[ColumnElement[bool]]:
         conditions.append(_PERSONS.c.ref == bindparam("ref", type_=String()))
     if has_id_number:
         conditions.append(_PERSONS.c.id_number == bindparam("id_number", type_=String()))
+    if has_refs:
+        conditions.append(_PERSONS.c.ref.in_(bindparam("refs", expanding=True)))
     if name_mode == "exact":
         conditions.append(_PERSONS.c.name == bindparam("name", type_=String()))
     elif name_mode is not None:

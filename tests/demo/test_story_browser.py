@@ -1,0 +1,112 @@
+"""The death story in a real browser, in the demo: the demo city served with its embedded
+worker, the grid worker signed in on a tablet; public security registers the death, and her
+task list shows the verification task, masked, which she marks done."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from citygrid.demo.seed import SEED_GRID_WORKER
+from citygrid.demo.story import run_death_story
+from citygrid.kit.db import get_session_factory
+from citygrid.kit.settings import DEMO_SECRET, Settings, sqlite_url
+from tests.demo.conftest import DemoBuild
+from tests.web.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DEADLINE_SECONDS,
+    TABLET,
+    _open,
+    _require_chromium,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def demo_server(sqlite_demo: DemoBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A copy of the demo served with its embedded worker on a free local port."""
+    _require_chromium()
+    from citygrid.app import create_app
+
+    assert sqlite_demo.path is not None
+    copy = tmp_path_factory.mktemp("story") / "demo.sqlite3"
+    shutil.copy(sqlite_demo.path, copy)
+    url = sqlite_url(copy)
+    app = create_app(Settings(database_url=url, demo_mode=True), start_worker=True)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:  # noqa: S310
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            pytest.fail("the demo server did not start")
+        time.sleep(0.05)
+    try:
+        yield url + "|" + base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=DEADLINE_SECONDS)
+        listener.close()
+
+
+def test_the_grid_worker_sees_and_completes_the_story_s_task(
+    demo_server: str, tmp_path: Path
+) -> None:
+    url, base = demo_server.split("|")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page: Any
+            page, watch = _open(browser, viewport=TABLET)
+            page.goto(f"{base}/signin?next=/my/tasks")
+            page.fill("#username", SEED_GRID_WORKER)
+            page.fill("#password", DEMO_SECRET)
+            page.locator("main form button[type=submit]").first.click()
+            page.wait_for_url(f"{base}/my/tasks")
+            assert page.locator(".task-card").count() == 0
+
+            story = run_death_story(get_session_factory(url), deadline=5.0)
+            assert story.complete and story.seconds is not None and story.seconds < 1.0
+
+            page.reload()
+            card = page.locator(".task-card", has_text="核实死亡")
+            card.wait_for(timeout=DEADLINE_SECONDS * 1000)
+            text = card.inner_text()
+            assert "**" in text  # the name masked
+            assert "已死亡" in text or "死亡" in text
+            shots = Path(os.environ.get("CITYGRID_SCREENSHOTS") or tmp_path)
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "my-tasks-death-story.png"), full_page=True)
+
+            card.get_by_role("button").click()
+            page.wait_for_url(f"{base}/my/tasks?done=*")
+            assert "已标记为完成" in page.inner_text("main")
+            assert page.locator(".task-card", has_text="核实死亡").count() == 0
+            watch.assert_clean()
+        finally:
+            browser.close()
