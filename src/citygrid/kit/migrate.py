@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "citygrid.access.models",
     "citygrid.cases.models",
     "citygrid.exchange.models",
+    "citygrid.exchange.webhooks.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
