@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Seconds a callback may take to answer"
     )
     webhook_concurrency: int = Field(
-        default=32, ge=1, description="Webhook POSTs in flight at once per worker"
+        default=16, ge=1, description="Webhook POSTs in flight at once per worker"
     )
     webhook_lease_days: int = Field(
         default=365, ge=1, description="How long a verified subscription lasts (hub.lease_seconds)"
