@@ -13,15 +13,25 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from citygrid.access.deps import CurrentActor
+from citygrid.exchange.catalogue import default_catalogue
 from citygrid.exchange.webhooks import service
 from citygrid.exchange.webhooks.models import DeliveryState
 from citygrid.kit.errors import CitygridError
+from citygrid.kit.i18n import localised
 from citygrid.kit.web import SessionDep, render
 
 router = APIRouter(include_in_schema=False)
 
 LOG_SIZE = 50
 STATES = [state.value for state in DeliveryState]
+
+
+def _departments() -> dict[str, str]:
+    """Member departments' names in the current language, by slug."""
+    return {
+        member.slug: localised(member.name_zh, member.name_en)
+        for member in default_catalogue().members
+    }
 
 
 def _refused(request: Request, error: CitygridError) -> Response:
@@ -46,6 +56,7 @@ def subscriptions_page(request: Request, session: SessionDep, actor: CurrentActo
         request,
         "webhooks/subscriptions.html",
         subscriptions=subscriptions,
+        departments=_departments(),
         selected=None,
         deliveries=[],
         states=STATES,
@@ -76,6 +87,7 @@ def subscription_page(
         request,
         "webhooks/subscriptions.html",
         subscriptions=subscriptions,
+        departments=_departments(),
         selected=selected,
         deliveries=deliveries,
         states=STATES,
