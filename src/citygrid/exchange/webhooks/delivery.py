@@ -215,7 +215,8 @@ class Sender:
         try:
             response = self._client(_origin(url)).post(url, content=body, headers=headers)
             response.read()
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any failure is this delivery's, never the batch's
+            # The type only: an exception's text may name the URL or hold personal data.
             latency = int((time.perf_counter() - started) * 1000)
             return Outcome(delivery_id, None, latency, type(exc).__name__)
         latency = int((time.perf_counter() - started) * 1000)

@@ -136,9 +136,12 @@ def _active_subscription() -> ColumnElement[bool]:
 
 
 def has_due(session: Session, *, now: datetime) -> bool:
-    """True when some delivery may be claimed (a read: idle polls take no write lock)."""
+    """True when some delivery of an active subscription may be claimed (a read: idle polls
+    take no write lock; deliveries left by a deleted subscription do not wake the sender)."""
     statement = (
-        select(_DELIVERIES.c.id).where(_DELIVERIES.c.state.in_(_UNDELIVERED), _due(now)).limit(1)
+        select(_DELIVERIES.c.id)
+        .where(_DELIVERIES.c.state.in_(_UNDELIVERED), _due(now), _active_subscription())
+        .limit(1)
     )
     return session.execute(statement).first() is not None
 
