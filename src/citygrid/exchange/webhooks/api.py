@@ -46,6 +46,9 @@ def subscribe(
     ``hub.mode=subscribe``, ``hub.topic``, ``hub.challenge`` and ``hub.lease_seconds``; the
     subscription is active only if the callback answers 2xx with the challenge as its body."""
     settings: Settings = request.app.state.settings
+    # End what identifying the caller read: the challenge may take seconds, and on SQLite a
+    # read snapshot held across it could not become the write that follows.
+    commit_before_answering(session)
     subscription = service.subscribe(session, actor, data=body, settings=settings)
     read = service.subscription_read(subscription).model_dump(mode="json")
     commit_before_answering(session)
