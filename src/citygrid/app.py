@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.cases.intake_pages import router as cases_intake_pages
     from citygrid.cases.open311.api import router as open311_api
     from citygrid.exchange.api import router as exchange_api
+    from citygrid.exchange.webhooks.api import router as webhooks_api
+    from citygrid.exchange.webhooks.pages import router as webhooks_pages
     from citygrid.exchange.worklist_api import router as tasks_api
     from citygrid.exchange.worklist_pages import router as tasks_pages
     from citygrid.registry.api import router as registry_api
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     # Before any /cases/{case_ref} page: "/cases/new" is not a case reference.
     app.include_router(cases_intake_pages)
     app.include_router(exchange_api)
+    app.include_router(webhooks_api)
+    app.include_router(webhooks_pages)
     app.include_router(web_pages)
     app.include_router(auth_api)
     app.include_router(auth_pages)

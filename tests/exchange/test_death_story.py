@@ -157,6 +157,7 @@ def test_the_publisher_can_follow_its_event_to_every_reaction(
             "registry.household",
             "rental-housing.tenancy",
             "social-security.pension",
+            "webhooks",  # the fan-out to subscribed department systems
         ]
     )
     assert {task["kind"] for task in after["tasks"]} == {"verify_death", "household_head_needed"}

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from citygrid.exchange.webhooks.cli import app as webhooks_app
 from citygrid.kit.errors import CitygridError
 
 app = typer.Typer(
@@ -17,6 +18,8 @@ app = typer.Typer(
 )
 members_app = typer.Typer(help="Member departments: list, add, sync.", no_args_is_help=True)
 app.add_typer(members_app, name="members")
+
+app.add_typer(webhooks_app, name="webhooks")
 
 # Defined here rather than imported: ``citygrid.cli`` imports this module while it loads.
 DbOption = Annotated[

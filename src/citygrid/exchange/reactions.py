@@ -306,3 +306,10 @@ def grid_verification(session: Session, message: Message) -> None:
 def consumers_of(topic: str) -> list[str]:
     """The names of the reactions to a topic (for docs and the CLI)."""
     return [consumer.name for consumer in REGISTRY.for_topic(topic)]
+
+
+# Subscribed department systems: one more consumer fans each entry out into webhook
+# deliveries (sent by the worker task ``exchange.webhooks``; see exchange/webhooks).
+from citygrid.exchange.webhooks.service import register_consumer  # noqa: E402
+
+register_consumer(REGISTRY)

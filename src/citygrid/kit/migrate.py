@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "citygrid.cases.models",
     "citygrid.cases.open311.models",
     "citygrid.exchange.models",
+    "citygrid.exchange.webhooks.models",
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

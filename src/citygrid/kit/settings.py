@@ -123,6 +123,34 @@ class Settings(BaseSettings):
     public_report_window_minutes: int = Field(
         default=60, ge=1, description="The window of public_report_limit"
     )
+    # --- webhooks for department systems (citygrid.exchange.webhooks)
+    webhook_allow_private_callbacks: bool | None = Field(
+        default=None,
+        description="Allow callback URLs on loopback/private/link-local addresses; unset: "
+        "allowed in demo mode only",
+    )
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, description="Attempts of a webhook delivery before it is dead"
+    )
+    webhook_connect_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds to connect to a callback"
+    )
+    webhook_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a callback may take to answer"
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, description="Webhook POSTs in flight at once per worker"
+    )
+    webhook_lease_days: int = Field(
+        default=365, ge=1, description="How long a verified subscription lasts (hub.lease_seconds)"
+    )
+
+    @property
+    def webhook_private_callbacks_allowed(self) -> bool:
+        """Whether callbacks may point at private or loopback addresses (demo, tests)."""
+        if self.webhook_allow_private_callbacks is None:
+            return self.demo_mode
+        return self.webhook_allow_private_callbacks
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

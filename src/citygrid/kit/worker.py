@@ -50,6 +50,7 @@ logger = logging.getLogger("citygrid.worker")
 TASK_MODULES: tuple[str, ...] = (
     "citygrid.audit.tasks",
     "citygrid.exchange.tasks",
+    "citygrid.exchange.webhooks.tasks",
     "citygrid.cases.tasks",
     "citygrid.demo.tasks",
 )

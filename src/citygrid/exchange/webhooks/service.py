@@ -1,0 +1,386 @@
+"""The rules of the webhooks: who may subscribe to what, the callback's verification, the
+fan-out of outbox entries into deliveries, the delivery log and replay.
+
+A department's system (an API client with a department) manages its department's
+subscriptions; an administrator sees and replays every department's. Anyone else's
+subscription is "not found". See docs/exchange.md, "Webhooks".
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from citygrid.exchange import repository as exchange_repository
+from citygrid.exchange.catalogue import Catalogue, default_catalogue
+from citygrid.exchange.outbox import ConsumerRegistry, Message
+from citygrid.exchange.webhooks import repository
+from citygrid.exchange.webhooks.delivery import verify_callback
+from citygrid.exchange.webhooks.models import (
+    DeliveryState,
+    Subscription,
+    SubscriptionState,
+    WebhookDelivery,
+)
+from citygrid.exchange.webhooks.payload import dataset_payload, event_payload, gate_open
+from citygrid.exchange.webhooks.schemas import (
+    AttemptRead,
+    DeliveryRead,
+    ReplayRequest,
+    SubscriptionCreate,
+    SubscriptionRead,
+)
+from citygrid.exchange.webhooks.security import check_callback, encrypt_secret
+from citygrid.kit.actor import Actor
+from citygrid.kit.errors import Forbidden, NotFound, ValidationFailed
+from citygrid.kit.i18n import _
+from citygrid.kit.models import utcnow
+from citygrid.kit.settings import Settings
+from citygrid.registry import service as registry
+from citygrid.registry.schemas import parse
+
+ALL_TOPICS = "*"
+CONSUMER = "webhooks"
+LIFE_EVENT_PREFIX = "life_event."
+DATASET_PREFIX = "dataset."
+REPLAYABLE = (DeliveryState.DEAD, DeliveryState.DELIVERED)
+
+
+# ============================================================================ who
+
+
+def _is_admin(actor: Actor) -> bool:
+    return actor.role == "admin"
+
+
+def may_manage(actor: Actor) -> bool:
+    """Whether the actor may see subscriptions at all (a department, or an administrator)."""
+    return _is_admin(actor) or bool(actor.department)
+
+
+def _visible_department(actor: Actor) -> str | None:
+    """The department whose subscriptions the actor sees (None: every one, administrators)."""
+    if _is_admin(actor):
+        return None
+    if actor.department:
+        return actor.department
+    raise Forbidden(
+        _("Only a member department or an administrator may manage webhook subscriptions."),
+        code="not_a_department",
+    )
+
+
+def _subscription(session: Session, actor: Actor, ref: str) -> Subscription:
+    department = _visible_department(actor)
+    found = repository.subscription_by_ref(session, ref=ref) if len(ref) <= 24 else None
+    if found is None or (department is not None and found.department != department):
+        raise NotFound(_("No such subscription."))
+    return found
+
+
+# ============================================================================ topics
+
+
+def topics(catalogue: Catalogue | None = None) -> list[str]:
+    """Every topic one may subscribe to: the life event types, the datasets, and ``*``."""
+    catalogue = catalogue or default_catalogue()
+    return [*catalogue.events, *catalogue.datasets, ALL_TOPICS]
+
+
+def public_topic(outbox_topic: str) -> str:
+    """The subscribers' name of an outbox topic (``life_event.death`` -> ``death``)."""
+    for prefix in (LIFE_EVENT_PREFIX, DATASET_PREFIX):
+        if outbox_topic.startswith(prefix):
+            return outbox_topic[len(prefix) :]
+    return outbox_topic
+
+
+def _check_topic(topic: str, department: str) -> None:
+    catalogue = default_catalogue()
+    if topic == ALL_TOPICS:
+        return
+    dataset = catalogue.dataset(topic)
+    if dataset is None and catalogue.event_type(topic) is None:
+        raise ValidationFailed.one(
+            "topic", _("unknown topic: name a life event type, a dataset, or *")
+        )
+    if not gate_open(department, event_type=topic, dataset=dataset):
+        raise Forbidden(
+            _("Your department may not see the data of the topic %(topic)s.") % {"topic": topic},
+            code="topic_not_granted",
+            details={"topic": topic},
+        )
+
+
+# ============================================================================ subscriptions
+
+
+def subscription_read(
+    subscription: Subscription, counts: Mapping[str, int] | None = None
+) -> SubscriptionRead:
+    """A subscription as the API shows it."""
+    return SubscriptionRead(
+        id=subscription.ref,
+        department=subscription.department,
+        topic=subscription.topic,
+        callback_url=subscription.callback_url,
+        state=str(subscription.state),
+        created_by=subscription.created_by,
+        created_at=subscription.created_at,
+        verified_at=subscription.verified_at,
+        expires_at=subscription.expires_at,
+        failure_reason=subscription.failure_reason,
+        deliveries=dict(counts or {}),
+    )
+
+
+def subscribe(
+    session: Session,
+    actor: Actor,
+    *,
+    data: SubscriptionCreate | Mapping[str, Any],
+    settings: Settings,
+) -> Subscription:
+    """Register a subscription of the actor's department: the topic must be known and
+    visible to the department, the callback URL safe to call (422 naming the field); the
+    callback is then challenged (WebSub's verification of intent). The subscription is
+    ``active`` when it echoed the challenge, ``failed`` (with the reason) when not."""
+    if not actor.department:
+        raise Forbidden(
+            _("Only a member department's system may subscribe."), code="not_a_department"
+        )
+    request = parse(SubscriptionCreate, data)
+    topic = request.topic.strip()
+    _check_topic(topic, actor.department)
+    check_callback(request.callback_url, allow_private=settings.webhook_private_callbacks_allowed)
+    lease_seconds = int(timedelta(days=settings.webhook_lease_days).total_seconds())
+    result = verify_callback(
+        request.callback_url, topic=topic, lease_seconds=lease_seconds, settings=settings
+    )
+    now = utcnow()
+    return repository.add_subscription(
+        session,
+        {
+            "ref": "whs_" + secrets.token_urlsafe(12),
+            "department": actor.department,
+            "created_by": actor.name[:100],
+            "scopes": [scope for scope in actor.scopes if scope.isascii() and scope.isdigit()],
+            "topic": topic,
+            "callback_url": request.callback_url,
+            "secret_encrypted": encrypt_secret(
+                request.secret, secret_key=settings.require_secret_key()
+            ),
+            "state": SubscriptionState.ACTIVE if result.ok else SubscriptionState.FAILED,
+            "lease_seconds": lease_seconds,
+            "verified_at": now if result.ok else None,
+            "expires_at": now + timedelta(seconds=lease_seconds) if result.ok else None,
+            "failure_reason": result.reason,
+        },
+    )
+
+
+def verification_failed(subscription: Subscription) -> ValidationFailed:
+    """The error answering a subscription whose callback failed the challenge."""
+    reason = _("the callback did not echo the challenge (%(reason)s)") % {
+        "reason": subscription.failure_reason
+    }
+    error = ValidationFailed.one("callback_url", reason)
+    error.code = "callback_verification_failed"
+    error.details[0]["subscription"] = subscription.ref
+    return error
+
+
+def list_subscriptions(session: Session, actor: Actor) -> list[SubscriptionRead]:
+    """The subscriptions the actor may see (its department's; every one for administrators),
+    with their deliveries per state, newest first."""
+    found = repository.list_subscriptions(session, department=_visible_department(actor))
+    counts = repository.delivery_counts(session, subscription_ids=[s.id for s in found])
+    return [subscription_read(s, counts.get(s.id)) for s in found]
+
+
+def get_subscription(session: Session, actor: Actor, *, ref: str) -> SubscriptionRead:
+    """One subscription the actor may see; 404 otherwise."""
+    subscription = _subscription(session, actor, ref)
+    if subscription.state is SubscriptionState.CANCELLED:
+        raise NotFound(_("No such subscription."))
+    counts = repository.delivery_counts(session, subscription_ids=[subscription.id])
+    return subscription_read(subscription, counts.get(subscription.id))
+
+
+def cancel(session: Session, actor: Actor, *, ref: str) -> None:
+    """End a subscription: nothing more is delivered to it (its log is kept)."""
+    subscription = _subscription(session, actor, ref)
+    if subscription.state is SubscriptionState.CANCELLED:
+        raise NotFound(_("No such subscription."))
+    subscription.state = SubscriptionState.CANCELLED
+    subscription.cancelled_at = utcnow()
+    session.flush()
+
+
+# ============================================================================ the log, replay
+
+
+def _delivery_read(delivery: WebhookDelivery, attempts: Sequence[Any]) -> DeliveryRead:
+    return DeliveryRead(
+        id=delivery.uid,
+        topic=delivery.topic,
+        subject=delivery.subject_ref,
+        state=str(delivery.state),
+        attempts=delivery.attempts,
+        created_at=delivery.created_at,
+        available_at=delivery.available_at,
+        delivered_at=delivery.delivered_at,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        log=[
+            AttemptRead(
+                attempt=a.attempt,
+                at=a.attempted_at,
+                status_code=a.status_code,
+                latency_ms=a.latency_ms,
+                error=a.error,
+            )
+            for a in attempts
+        ],
+    )
+
+
+def _state(value: str | None, field: str = "state") -> DeliveryState | None:
+    if value is None or value == "":
+        return None
+    try:
+        return DeliveryState(value)
+    except ValueError:
+        raise ValidationFailed.one(
+            field, _("one of: %(states)s") % {"states": ", ".join(s.value for s in DeliveryState)}
+        ) from None
+
+
+def delivery_log(
+    session: Session,
+    actor: Actor,
+    *,
+    ref: str,
+    state: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[DeliveryRead]:
+    """A subscription's deliveries, newest first, each with its attempts (status code,
+    latency, error class); never a body."""
+    subscription = _subscription(session, actor, ref)
+    deliveries = repository.deliveries_of(
+        session,
+        subscription_id=subscription.id,
+        state=_state(state),
+        limit=max(1, min(limit, 500)),
+        before_id=before_id,
+    )
+    attempts = repository.attempts_of(session, delivery_ids=[d.id for d in deliveries])
+    return [_delivery_read(d, attempts.get(d.id, [])) for d in deliveries]
+
+
+def replay(
+    session: Session,
+    actor: Actor,
+    *,
+    ref: str,
+    data: ReplayRequest | Mapping[str, Any],
+) -> int:
+    """Make deliveries of a subscription due again with a fresh count of attempts: the named
+    ones (404 for one not of this subscription), or every one in a state (``dead`` or
+    ``delivered``). A delivery being sent right now is left alone. Returns how many."""
+    subscription = _subscription(session, actor, ref)
+    request = parse(ReplayRequest, data)
+    if (request.deliveries is None) == (request.state is None):
+        raise ValidationFailed.one("deliveries", _("name the deliveries, or a state, not both"))
+    now = utcnow()
+    if request.deliveries is not None:
+        for uid in request.deliveries:
+            delivery = repository.delivery_by_uid(session, uid=uid) if len(uid) <= 36 else None
+            if delivery is None or delivery.subscription_id != subscription.id:
+                raise NotFound(_("No such delivery."))
+        return repository.replay(
+            session, subscription_id=subscription.id, now=now, uids=request.deliveries
+        )
+    state = _state(request.state)
+    if state not in REPLAYABLE:
+        raise ValidationFailed.one("state", _("only dead or delivered deliveries are replayed"))
+    return repository.replay(session, subscription_id=subscription.id, now=now, state=state)
+
+
+# ============================================================================ fan-out
+
+
+def _in_scope(scopes: Sequence[str], grid_codes: Sequence[str]) -> bool:
+    return any(
+        code.startswith(prefix)
+        for prefix in scopes
+        if prefix.isascii() and prefix.isdigit()
+        for code in grid_codes
+    )
+
+
+def fan_out(session: Session, message: Message) -> None:
+    """The outbox consumer: one delivery per active subscription of the entry's topic whose
+    scope holds the person, its payload filtered by the subscriber department's policy."""
+    topic = public_topic(message.topic)
+    subscriptions = repository.subscriptions_for_topic(session, topic=topic, now=utcnow())
+    if not subscriptions or message.subject_person_id is None:
+        return
+    person = registry.get_person(session, person_id=message.subject_person_id)
+    grid_codes = [person.grid_code, *[str(c) for c in message.payload.get("grid_codes") or ()]]
+    spec = default_catalogue().dataset(topic) if message.topic.startswith(DATASET_PREFIX) else None
+    records: list[Any] | None = None
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for subscription_id, ref, department, scopes in subscriptions:
+        if not _in_scope(scopes or (), grid_codes):
+            continue
+        if spec is not None:
+            if records is None:
+                model = exchange_repository.DATASET_MODELS[spec.slug]
+                records = list(
+                    exchange_repository.held_rows(session, model, person_ids=[person.id])
+                )
+            built = dataset_payload(department, spec=spec, person=person, records=records)
+        else:
+            built = event_payload(department, payload=message.payload, person=person, topic=topic)
+        if built is None:
+            continue
+        uid = str(uuid.uuid4())
+        rows.append(
+            {
+                "uid": uid,
+                "subscription_id": subscription_id,
+                "entry_id": message.entry_id,
+                "topic": topic,
+                "subject_person_id": person.id,
+                "subject_ref": person.ref,
+                "payload": {"id": uid, "subscription": ref, "created_at": now.isoformat()}
+                | built.body,
+                "field_classes": list(built.field_classes),
+                "state": DeliveryState.PENDING,
+                "attempts": 0,
+                "available_at": now,
+                "created_at": now,
+            }
+        )
+    repository.insert_deliveries(session, rows)
+
+
+def register_consumer(registry_: ConsumerRegistry, catalogue: Catalogue | None = None) -> None:
+    """Add the fan-out to the outbox's consumers, for every life event type and dataset."""
+    catalogue = catalogue or default_catalogue()
+    outbox_topics = [spec.topic for spec in catalogue.events.values()] + [
+        DATASET_PREFIX + slug for slug in catalogue.datasets
+    ]
+    registry_.consumer(
+        CONSUMER,
+        topics=outbox_topics,
+        description="Fan the entry out into one webhook delivery per subscription.",
+    )(fan_out)

@@ -1,0 +1,169 @@
+"""The subscriptions page of a department officer: subscriptions and their state, the
+delivery log, and replay through a form that needs the session's CSRF token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from citygrid.exchange import service as exchange
+from citygrid.exchange.webhooks import delivery, service
+from citygrid.exchange.webhooks.models import WebhookDelivery
+from citygrid.kit.i18n import set_locale
+from citygrid.kit.models import utcnow
+from citygrid.kit.settings import Settings
+from tests.access.auth_factories import (
+    BROWSER,
+    PASSWORD,
+    csrf_in,
+    current_code,
+    fast_settings,
+    make_account,
+    post_signin,
+    request_scoped_app,
+    sign_in,
+)
+from tests.exchange.story import PUBLIC_SECURITY, event, family
+from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
+from tests.exchange.webhooks.receiver import Receiver
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return fast_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings, db_session: Session) -> FastAPI:
+    return request_scoped_app(settings, db_session)
+
+
+@pytest.fixture(autouse=True)
+def _english() -> None:
+    set_locale("en")
+
+
+TOTP: dict[str, str] = {}
+
+
+def officer_signs_in(client: TestClient, username: str) -> None:
+    """Password, then the authenticator's code (officers have a second factor)."""
+    first = post_signin(client, username=username, password=PASSWORD)
+    second = client.post(
+        "/signin",
+        data={"csrf_token": csrf_in(first.text), "otp": current_code(TOTP[username])},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+    assert second.status_code == 303, second.text
+
+
+@pytest.fixture
+def dead_delivery(
+    city: Session,
+    settings: Settings,
+    receiver: Receiver,
+    send: Callable[..., delivery.RoundReport],
+) -> tuple[str, WebhookDelivery]:
+    """A civil affairs subscription whose only delivery died (the receiver answered 503)."""
+    for username, department in (
+        ("ca-officer", "civil-affairs"),
+        ("ps-officer", "public-security"),
+    ):
+        created = make_account(
+            city,
+            settings,
+            username,
+            role="department_officer",
+            department=department,
+            scopes=("440104",),
+        )
+        TOTP[username] = str(created.totp_secret)
+    make_account(city, settings, "zhang")
+    subscription = service.subscribe(
+        city,
+        CA_SYSTEM,
+        data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
+        settings=settings,
+    )
+    home = family(city)
+    exchange.publish_event(city, PUBLIC_SECURITY, data=event("death", home.head))
+    receiver.status = 503
+    send(now=utcnow() + timedelta(seconds=1), max_attempts=1)
+    [dead] = city.scalars(select(WebhookDelivery)).all()
+    assert dead.state == "dead"
+    return subscription.ref, dead
+
+
+def test_an_officer_sees_the_subscriptions_and_replays_a_dead_delivery(
+    city: Session,
+    client: TestClient,
+    receiver: Receiver,
+    dead_delivery: tuple[str, WebhookDelivery],
+    send: Callable[..., delivery.RoundReport],
+) -> None:
+    ref, dead = dead_delivery
+    officer_signs_in(client, "ca-officer")
+
+    listing = client.get("/exchange/subscriptions", headers=BROWSER)
+    assert listing.status_code == 200
+    assert f'data-subscription="{ref}" data-state="active"' in listing.text
+    page = client.get(f"/exchange/subscriptions/{ref}", headers=BROWSER)
+    assert f'data-delivery="{dead.uid}" data-state="dead"' in page.text
+    assert "503" in page.text
+    assert dead.subject_ref in page.text
+    # Never a body: no name or ID number on the page.
+    assert dead.payload["subject"]["id_number"] not in page.text
+
+    refused = client.post(
+        f"/exchange/subscriptions/{ref}/replay",
+        data={"delivery": dead.uid},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
+    city.expire_all()
+    assert city.get(WebhookDelivery, dead.id).state == "dead"
+
+    replayed = client.post(
+        f"/exchange/subscriptions/{ref}/replay",
+        data={"delivery": dead.uid, "csrf_token": csrf_in(page.text)},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+    assert replayed.status_code == 303
+    assert replayed.headers["location"] == f"/exchange/subscriptions/{ref}?replayed=1"
+    after = client.get(replayed.headers["location"], headers=BROWSER)
+    assert "1 deliveries will be sent again" in after.text
+    receiver.status = 200
+    send()
+    assert [item.delivery for item in receiver.received] == [dead.uid]
+
+
+def test_other_departments_and_grid_workers_do_not_see_it(
+    city: Session, client: TestClient, dead_delivery: tuple[str, WebhookDelivery]
+) -> None:
+    ref, dead = dead_delivery
+    officer_signs_in(client, "ps-officer")
+    assert ref not in client.get("/exchange/subscriptions", headers=BROWSER).text
+    assert client.get(f"/exchange/subscriptions/{ref}", headers=BROWSER).status_code == 404
+    token = csrf_in(client.get("/exchange/subscriptions", headers=BROWSER).text)
+    answer = client.post(
+        f"/exchange/subscriptions/{ref}/replay",
+        data={"delivery": dead.uid, "csrf_token": token},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 404
+    city.expire_all()
+    assert city.get(WebhookDelivery, dead.id).state == "dead"
+
+    client.cookies.clear()
+    sign_in(client, "zhang")
+    assert client.get("/exchange/subscriptions", headers=BROWSER).status_code == 403
