@@ -31,6 +31,7 @@ from citygrid.exchange.models import (
     AllowanceStatus,
     AssigneeKind,
     CriminalRecordFlag,
+    ImportJob,
     LifeEventRecord,
     MaritalRecord,
     Member,
@@ -537,3 +538,46 @@ def tasks_of_person(session: Session, *, person_id: int) -> list[Task]:
     """The tasks about a person."""
     statement = select(Task).where(Task.subject_person_id == person_id).order_by(Task.id)
     return list(session.scalars(statement))
+
+
+# ----------------------------------------------------------------------------- bulk imports
+
+
+def import_job_of_file(session: Session, *, dataset: str, fingerprint: str) -> ImportJob | None:
+    """The import job of this file into this dataset, if any."""
+    statement = select(ImportJob).where(
+        ImportJob.dataset == dataset, ImportJob.fingerprint == fingerprint
+    )
+    return session.scalars(statement).first()
+
+
+def insert_import_job(session: Session, values: dict[str, Any]) -> ImportJob:
+    """Insert an import job."""
+    job = ImportJob(**values)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_import_step(session: Session, *, job_id: int, rows_done: int, phase: str) -> bool:
+    """Take the job's row for this step (a write first: SQLite's writer lock, PostgreSQL's
+    row lock) if it still stands where this process left it; False when another process
+    moved it on."""
+    table = _table(ImportJob)
+    result = session.execute(
+        update(table)
+        .where(table.c.id == job_id, table.c.rows_done == rows_done, table.c.phase == phase)
+        .values(checkpoint_at=func.current_timestamp())
+    )
+    return cast(int, getattr(result, "rowcount", 0)) == 1
+
+
+def save_import_job(session: Session, *, job_id: int, values: dict[str, Any]) -> None:
+    """Write the job's checkpoint and counters."""
+    table = _table(ImportJob)
+    session.execute(update(table).where(table.c.id == job_id).values(**values))
+
+
+def get_import_job(session: Session, *, job_id: int) -> ImportJob | None:
+    """An import job by id."""
+    return session.get(ImportJob, job_id)
