@@ -6,7 +6,7 @@ change one at a time are ORM objects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -199,8 +199,77 @@ def held_rows(session: Session, model: type[HeldT], *, person_ids: Sequence[int]
 
 def insert_held(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     """Insert dataset rows (one executemany)."""
-    if rows:
-        session.execute(insert(_table(model)), list(rows))
+    bulk_insert(session, _table(model), rows)
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (all with the same keys) in one executemany. On SQLite the statement goes
+    straight to the driver, each value through its column type's bind processor as
+    SQLAlchemy would apply it, but a value shared by consecutive rows (the batch's timestamp,
+    a state) converted once, and the Python-side defaults of absent columns evaluated once
+    per batch: a third of the cost of a bulk import was SQLAlchemy's per-parameter work.
+    Elsewhere, Core's executemany (psycopg batches it already)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    if dialect.name != "sqlite":
+        session.execute(insert(table), list(rows))
+        return
+    names = list(rows[0])
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name in rows[0] or column.default is None:
+            continue
+        default: Any = column.default
+        if default.is_callable:
+            defaults[column.name] = default.arg(None)
+        elif default.is_scalar:
+            defaults[column.name] = default.arg
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
+    constants = tuple(
+        processor(value) if processor is not None else value
+        for processor, value in zip(
+            (table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in defaults),
+            defaults.values(),
+            strict=True,
+        )
+    )
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in [*names, *defaults])
+    marks = ", ".join("?" for _name in range(len(names) + len(defaults)))
+    sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
+    converters = [_memo(processor) if processor is not None else None for processor in processors]
+    if all(converter is None for converter in converters):
+        params = [(*(row[name] for name in names), *constants) for row in rows]
+    else:
+        pairs = list(zip(names, converters, strict=True))
+        params = [
+            (
+                *(
+                    converter(row[name]) if converter is not None else row[name]
+                    for name, converter in pairs
+                ),
+                *constants,
+            )
+            for row in rows
+        ]
+    session.connection().exec_driver_sql(sql, params)
+
+
+def _memo(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The processor, remembering its last input (by identity) and output."""
+    last_in: list[Any] = [object(), None]
+
+    def convert(value: Any) -> Any:
+        if value is last_in[0]:
+            return last_in[1]
+        last_in[0] = value
+        last_in[1] = processor(value)
+        return last_in[1]
+
+    return convert
 
 
 def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -334,8 +403,7 @@ _UNDELIVERED: tuple[ColumnElement[Any], ...] = (
 
 def insert_outbox(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert outbox entries (one executemany) in the caller's transaction."""
-    if rows:
-        session.execute(insert(_OUTBOX), list(rows))
+    bulk_insert(session, _OUTBOX, rows)
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
