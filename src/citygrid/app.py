@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.audit.pages import router as audit_pages
     from citygrid.cases.api import router as cases_api
     from citygrid.exchange.api import router as exchange_api
+    from citygrid.exchange.pages import router as exchange_pages
     from citygrid.registry.api import router as registry_api
     from citygrid.territory.api import router as territory_api
     from citygrid.web.pages import router as web_pages
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(registry_api)
     app.include_router(cases_api)
     app.include_router(exchange_api)
+    app.include_router(exchange_pages)
     app.include_router(web_pages)
     app.include_router(auth_api)
     app.include_router(auth_pages)

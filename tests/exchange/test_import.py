@@ -223,9 +223,7 @@ def test_an_xlsx_sheet_is_imported_with_typed_cells(
     first = pension(city, people[0])
     assert first is not None and first.amount == money("3250.50")
     assert first.since == date(2020, 1, 1)
-    assert [(r["line"], r["row"], r["field"]) for r in _report(tmp_path)] == [
-        ("4", "3", "amount")
-    ]
+    assert [(r["line"], r["row"], r["field"]) for r in _report(tmp_path)] == [("4", "3", "amount")]
 
 
 @pytest.mark.parametrize(

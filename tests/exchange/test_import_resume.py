@@ -197,9 +197,7 @@ def test_an_import_killed_halfway_finishes_on_the_next_run_with_every_row_once(
     outbox = "SELECT count(*) FROM outbox WHERE topic = 'dataset.pensions'"
     assert committed_city.scalar(outbox) == good
     report = (tmp_path / "errors.csv").read_text(encoding="utf-8-sig").splitlines()[1:]
-    assert [int(line.split(",")[1]) for line in report] == list(
-        range(1000, len(numbers) + 1, 1000)
-    )
+    assert [int(line.split(",")[1]) for line in report] == list(range(1000, len(numbers) + 1, 1000))
 
 
 _MEASURE = """

@@ -649,3 +649,81 @@ def save_import_job(session: Session, *, job_id: int, values: dict[str, Any]) ->
 def get_import_job(session: Session, *, job_id: int) -> ImportJob | None:
     """An import job by id."""
     return session.get(ImportJob, job_id)
+
+
+# ----------------------------------------------------------------------------- scoreboard
+
+
+def last_publications(session: Session) -> dict[str, datetime]:
+    """Per dataset, the time of its last batch with at least one accepted row."""
+    table = _table(Publication)
+    statement = (
+        select(table.c.dataset, func.max(table.c.published_at))
+        .where(table.c.received > table.c.rejected)
+        .group_by(table.c.dataset)
+    )
+    return {dataset: at for dataset, at in session.execute(statement)}
+
+
+def publication_rows(session: Session, *, since: datetime) -> dict[str, tuple[int, int]]:
+    """Per department, dataset rows received and rejected since then."""
+    table = _table(Publication)
+    statement = (
+        select(table.c.department, func.sum(table.c.received), func.sum(table.c.rejected))
+        .where(table.c.published_at >= since)
+        .group_by(table.c.department)
+    )
+    return {
+        department: (int(received or 0), int(rejected or 0))
+        for department, received, rejected in session.execute(statement)
+    }
+
+
+def _lag_seconds(session: Session) -> ColumnElement[Any]:
+    table = _table(LifeEventRecord)
+    if _dialect(session) == "postgresql":
+        return func.extract("epoch", table.c.received_at - table.c.occurred_at)
+    return (func.julianday(table.c.received_at) - func.julianday(table.c.occurred_at)) * 86400.0
+
+
+def event_lags(session: Session, *, since: datetime) -> dict[str, tuple[int, float | None]]:
+    """Per department, life events received since then and the median of their lag from
+    ``occurred_at`` to ``received_at`` in seconds: the middle of the sorted lags, read by
+    the database (LIMIT/OFFSET), so no list of lags is loaded, on either backend."""
+    table = _table(LifeEventRecord)
+    counts = session.execute(
+        select(table.c.department, func.count())
+        .where(table.c.received_at >= since)
+        .group_by(table.c.department)
+    ).all()
+    lag = _lag_seconds(session)
+    found: dict[str, tuple[int, float | None]] = {}
+    for department, count in counts:
+        middle = session.execute(
+            select(lag)
+            .where(table.c.department == department, table.c.received_at >= since)
+            .order_by(lag)
+            .limit(1 if count % 2 else 2)
+            .offset((count - 1) // 2)
+        ).scalars()
+        values = [float(value) for value in middle]
+        found[department] = (count, sum(values) / len(values) if values else None)
+    return found
+
+
+def subscription_topics(session: Session) -> dict[str, int]:
+    """Subscriptions per topic, if the ``exchange_subscriptions`` table (webhooks) exists
+    and has a ``topic`` column; else none."""
+    from sqlalchemy import inspect as inspect_database
+    from sqlalchemy import text
+
+    inspector = inspect_database(session.connection())
+    if not inspector.has_table("exchange_subscriptions"):
+        return {}
+    columns = {column["name"] for column in inspector.get_columns("exchange_subscriptions")}
+    if "topic" not in columns:
+        return {}
+    rows = session.execute(
+        text("SELECT topic, count(*) FROM exchange_subscriptions GROUP BY topic")
+    )
+    return {str(topic): int(count) for topic, count in rows}

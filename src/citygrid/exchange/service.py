@@ -198,6 +198,11 @@ def _dataset_read(dataset: DatasetSpec) -> DatasetRead:
     )
 
 
+def last_published(session: Session) -> dict[str, datetime]:
+    """Per dataset, when its owner last published a batch with an accepted row (UTC)."""
+    return {slug: _utc(moment) for slug, moment in repository.last_publications(session).items()}
+
+
 def dataset_spec(slug: str, *, catalogue: Catalogue | None = None) -> DatasetSpec:
     """The catalogue entry of a dataset; NotFound for an unknown slug."""
     spec = (catalogue or default_catalogue()).dataset(slug)
