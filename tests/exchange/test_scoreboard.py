@@ -149,9 +149,11 @@ def test_subscriptions_are_counted_for_the_owner_of_each_topic_once_the_table_ex
     db_session.execute(
         text("CREATE TABLE exchange_subscriptions (id INTEGER PRIMARY KEY, topic VARCHAR(60))")
     )
-    for topic in ("life_event.death", "life_event.birth", "dataset.pensions", "unknown.x"):
+    topics = ("life_event.death", "life_event.birth", "dataset.pensions", "unknown.x")
+    for number, topic in enumerate(topics, start=1):
         db_session.execute(
-            text("INSERT INTO exchange_subscriptions (topic) VALUES (:topic)"), {"topic": topic}
+            text("INSERT INTO exchange_subscriptions (id, topic) VALUES (:id, :topic)"),
+            {"id": number, "topic": topic},
         )
 
     served = subscriptions_served(db_session)
