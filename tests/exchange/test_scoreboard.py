@@ -187,7 +187,7 @@ def test_the_scoreboard_api_and_page(db_session: Session, client: TestClient) ->
     assert 'data-department="civil-affairs" data-behind="true"' in page.text
     assert 'data-department="social-security" data-behind="false"' in page.text
     assert "Behind" in page.text and "42 s" in page.text
-    assert "5.0%" in page.text
+    assert "5.00%" in page.text
     assert chinese.status_code == 200 and "共享" in chinese.text
 
 
