@@ -6,12 +6,14 @@ change one at a time are ORM objects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeVar, cast
 
+import orjson
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Table,
     and_,
@@ -226,9 +228,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             defaults[column.name] = default.arg(None)
         elif default.is_scalar:
             defaults[column.name] = default.arg
-    processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    ]
+    processors = [_bind_processor(table, name, dialect) for name in names]
     constants = tuple(
         processor(value) if processor is not None else value
         for processor, value in zip(
@@ -256,6 +256,25 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns.extend([constant] * count for constant in constants)
     params = list(zip(*columns, strict=True))
     session.connection().exec_driver_sql(sql, params)
+
+
+def _bind_processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:
+    """The column type's bind processor; for JSON, orjson first (about ten times faster than
+    the json module; the text is equally valid JSON), the type's own for what it refuses."""
+    column_type = table.c[name].type
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is None or not isinstance(column_type, JSON):
+        return processor
+
+    def to_json(value: Any) -> Any:
+        if value is None:
+            return processor(value)
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:
+            return processor(value)
+
+    return to_json
 
 
 def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
