@@ -260,3 +260,78 @@ def test_a_line_that_is_not_text_in_the_encoding_is_a_rejected_row(
 
     assert (result.created, result.rejected) == (1, 1)
     assert [(r["line"], r["field"]) for r in _report(tmp_path)] == [("3", "record")]
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfter:
+    """A progress bar that stops the import (like a kill) after some batches."""
+
+    def __init__(self, batches: int) -> None:
+        self.left = batches
+
+    def start(self, description: str, *, total: int | None, unit: str, done: int) -> None:
+        return None
+
+    def update(self, done: int, *, rows: int) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise _Crash
+
+
+@pytest.mark.parametrize("mode", [PublishMode.VALID_ROWS, PublishMode.ALL_OR_NOTHING])
+def test_an_interrupted_import_resumes_after_its_last_committed_batch(
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path, mode: PublishMode
+) -> None:
+    people = _people(city, 9)
+    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    if mode is PublishMode.VALID_ROWS:
+        rows[4][1] = "-1"  # line 6, row 5: in the third batch
+    source = _write_csv(tmp_path / "pensions.csv", rows)
+    request = _request(source, tmp_path, mode=mode)
+
+    with pytest.raises(_Crash):
+        run_import(sessions, request, progress=_CrashAfter(3))
+    resumed = run_import(sessions, request)
+
+    assert resumed.state == "resumed"
+    assert resumed.phase is ImportPhase.DONE
+    expected = 8 if mode is PublishMode.VALID_ROWS else 9
+    assert (resumed.rows, resumed.created) == (9, expected)
+    assert _count(city, OutboxEntry) == expected
+    publications = city.execute(select(func.sum(Publication.received))).scalar_one()
+    assert publications == 9
+    report = _report(tmp_path)
+    if mode is PublishMode.VALID_ROWS:
+        assert [(r["line"], r["row"]) for r in report] == [("6", "5")]
+    else:
+        assert report == []
+
+
+def test_a_second_process_on_the_same_import_is_stopped(
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+) -> None:
+    from citygrid.exchange import service
+    from citygrid.kit.actor import Actor
+    from citygrid.kit.errors import Conflict
+
+    people = _people(city, 1)
+    source = _write_csv(tmp_path / "pensions.csv", [[people[0].id_number, "1.00", "active", ""]])
+    actor = Actor(name="import", department="social-security")
+    job, state = service.start_import(
+        city,
+        actor,
+        dataset="pensions",
+        fingerprint="f" * 64,
+        mode=PublishMode.VALID_ROWS,
+        file_name=source.name,
+        file_size=1,
+    )
+    service.checkpoint_import(city, job_id=job.id, values={"rows_done": 40})
+
+    with pytest.raises(Conflict):
+        service.claim_import_step(city, job_id=job.id, rows_done=0, phase=ImportPhase.APPLYING)
+    service.claim_import_step(city, job_id=job.id, rows_done=40, phase=ImportPhase.APPLYING)
+    assert state == "new"
