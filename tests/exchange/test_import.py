@@ -335,3 +335,23 @@ def test_a_second_process_on_the_same_import_is_stopped(
         service.claim_import_step(city, job_id=job.id, rows_done=0, phase=ImportPhase.APPLYING)
     service.claim_import_step(city, job_id=job.id, rows_done=40, phase=ImportPhase.APPLYING)
     assert state == "new"
+
+
+def test_a_resumed_import_whose_earlier_report_is_gone_says_so(
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+) -> None:
+    people = _people(city, 6)
+    rows = [
+        [p.id_number, "-1" if i == 0 else "3100.00", "active", "2021"] for i, p in enumerate(people)
+    ]
+    source = _write_csv(tmp_path / "pensions.csv", rows)
+    request = _request(source, tmp_path)
+    with pytest.raises(_Crash):
+        run_import(sessions, request, progress=_CrashAfter(1))
+    (tmp_path / "errors.csv").unlink()
+
+    resumed = run_import(sessions, request)
+
+    assert resumed.report_incomplete
+    assert resumed.rejected == 6  # the first row's amount, and every "since" of 2021
+    assert [r["row"] for r in _report(tmp_path)] == ["3", "4", "5", "6"]

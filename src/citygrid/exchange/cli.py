@@ -280,6 +280,15 @@ def _report_import(result: ImportResult) -> None:
             "rejected": result.rejected,
         }
     )
+    if result.report_incomplete:
+        typer.echo(
+            _(
+                "The error report of the interrupted run was not found at %(path)s: the rows it "
+                "rejected are counted but not listed."
+            )
+            % {"path": result.report_path},
+            err=True,
+        )
     if not result.rejected:
         return
     if result.applied:

@@ -96,6 +96,9 @@ class ImportResult:
     report_path: Path
     resumed_at_line: int = 0
     rows_this_run: int = 0
+    # Resumed, but the earlier run's report was not found at ``report_path``: the rows it
+    # rejected before the resume point are counted in ``rejected`` but not listed there.
+    report_incomplete: bool = False
 
     @property
     def applied(self) -> bool:
@@ -239,9 +242,11 @@ def run_import(
             job = service.import_job(session, job_id=job_id)
             report = _Report(request.report_path, keep_bytes=job.report_bytes)
         try:
-            return _run_phases(sessions, request, actor, source, job_id, state, report, progress)
+            result = _run_phases(sessions, request, actor, source, job_id, state, report, progress)
         finally:
             report.close()
+        result.report_incomplete = report.lost_earlier
+        return result
     finally:
         source.close()
 
