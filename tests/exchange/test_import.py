@@ -355,3 +355,35 @@ def test_a_resumed_import_whose_earlier_report_is_gone_says_so(
     assert resumed.report_incomplete
     assert resumed.rejected == 6  # the first row's amount, and every "since" of 2021
     assert [r["row"] for r in _report(tmp_path)] == ["3", "4", "5", "6"]
+
+
+def test_all_or_nothing_stops_clearly_when_the_data_changes_between_check_and_apply(
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    from citygrid.kit.errors import Conflict
+
+    people = _people(city, 4)
+    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    source = _write_csv(tmp_path / "pensions.csv", rows)
+
+    class _RenumberBeforeApplying:
+        def start(self, description: str, *, total: int | None, unit: str, done: int) -> None:
+            if description == "Importing":  # the second pass: the person is no longer there
+                with sessions() as session:
+                    session.execute(
+                        update(Person).where(Person.id == people[3].id).values(id_number=STRANGER)
+                    )
+                    session.commit()
+
+        def update(self, done: int, *, rows: int) -> None:
+            return None
+
+    request = _request(source, tmp_path, mode=PublishMode.ALL_OR_NOTHING)
+    with pytest.raises(Conflict) as stopped:
+        run_import(sessions, request, progress=_RenumberBeforeApplying())
+
+    assert "line 4" in stopped.value.message and "2 rows" in stopped.value.message
+    city.expire_all()
+    assert [pension(city, p) is not None for p in people] == [True, True, False, False]

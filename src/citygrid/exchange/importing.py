@@ -33,7 +33,7 @@ from citygrid.exchange.models import ImportPhase
 from citygrid.exchange.schemas import MAX_BATCH, ROW_MODELS, PublishMode, RowProblem
 from citygrid.exchange.tabular import ResumePoint, SourceRow, TableSource, fingerprint, open_source
 from citygrid.kit.actor import Actor
-from citygrid.kit.errors import ValidationFailed
+from citygrid.kit.errors import Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 
@@ -343,9 +343,21 @@ def _pass(
                     session, actor, dataset=request.dataset, records=records
                 )
             else:
-                outcome = service.publish_rows(
-                    session, actor, dataset=request.dataset, mode=mode, records=records
-                )
+                try:
+                    outcome = service.publish_rows(
+                        session, actor, dataset=request.dataset, mode=mode, records=records
+                    )
+                except ValidationFailed:
+                    # all_or_nothing: the file passed its check, but the database changed since.
+                    raise Conflict(
+                        _(
+                            "Rows from line %(line)d were rejected while being applied: the "
+                            "data changed after the file was checked. The %(rows)d rows before "
+                            "them were applied; run the import again to continue, or with "
+                            "--restart."
+                        )
+                        % {"line": batch[0].line, "rows": rows_done}
+                    ) from None
                 problems = outcome.rejected
                 counters["created"] += outcome.created
                 counters["updated"] += outcome.updated
