@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from citygrid.exchange.models import (
@@ -198,6 +199,27 @@ def held_rows(session: Session, model: type[HeldT], *, person_ids: Sequence[int]
         chunk = unique_ids[start : start + _IN_CHUNK]
         found.extend(session.scalars(select(model).where(column.in_(chunk))))
     return found
+
+
+def held_values(
+    session: Session, model: type[Base], *, person_ids: Sequence[int]
+) -> list[Row[Any]]:
+    """The rows of a dataset about these persons, as plain rows (Core: no ORM objects, a
+    fifth of the cost when a bulk import compares thousands of existing rows)."""
+    table = _table(model)
+    found: list[Row[Any]] = []
+    unique_ids = list(dict.fromkeys(person_ids))
+    for start in range(0, len(unique_ids), _IN_CHUNK):
+        chunk = unique_ids[start : start + _IN_CHUNK]
+        found.extend(session.execute(select(table).where(table.c.person_id.in_(chunk))))
+    return found
+
+
+def expire_loaded(session: Session, model: type[Base]) -> None:
+    """Expire the session's loaded objects of a dataset (after Core updates of its table)."""
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, model):
+            session.expire(loaded)
 
 
 def insert_held(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:

@@ -795,7 +795,7 @@ def _upsert(
     model = repository.DATASET_MODELS[dataset]
     existing: dict[tuple[Any, ...], Any] = {
         _existing_key(dataset, row): row
-        for row in repository.held_rows(
+        for row in repository.held_values(
             session, model, person_ids=[item.key.id for item in accepted]
         )
     }
@@ -820,8 +820,8 @@ def _upsert(
         changed.append(item)
     repository.insert_held(session, model, inserts)
     repository.update_held(session, model, updates)
-    for row in existing.values():
-        session.expire(row)  # stale after the Core writes
+    if updates:
+        repository.expire_loaded(session, model)  # ORM copies are stale after the Core writes
     return len(inserts), len(updates), unchanged, changed
 
 
