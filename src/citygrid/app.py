@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.cases.intake_pages import router as cases_intake_pages
     from citygrid.cases.open311.api import router as open311_api
     from citygrid.exchange.api import router as exchange_api
+    from citygrid.exchange.pages import router as exchange_pages
     from citygrid.exchange.webhooks.api import router as webhooks_api
     from citygrid.exchange.webhooks.pages import router as webhooks_pages
     from citygrid.exchange.worklist_api import router as tasks_api
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(exchange_api)
     app.include_router(webhooks_api)
     app.include_router(webhooks_pages)
+    app.include_router(exchange_pages)
     app.include_router(web_pages)
     app.include_router(auth_api)
     app.include_router(auth_pages)

@@ -99,10 +99,12 @@ def _register_domain_commands() -> None:
     from citygrid.cases.open311.cli import app as open311_app
     from citygrid.demo.cli import register as register_demo
     from citygrid.exchange.cli import app as exchange_app
+    from citygrid.exchange.cli import import_file
     from citygrid.territory.cli import app as territory_app
 
     app.add_typer(territory_app, name="territory")
     app.add_typer(exchange_app, name="exchange")
+    app.command("import")(import_file)
     register_demo(app)
     app.add_typer(users_app, name="users")
     app.add_typer(clients_app, name="clients")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import commit_before_answering
+from citygrid.exchange import scoreboard as scoreboard_service
 from citygrid.exchange import service
 from citygrid.exchange.events import life_event_json_schema
 from citygrid.exchange.schemas import (
@@ -20,6 +21,7 @@ from citygrid.exchange.schemas import (
     EventAnswer,
     PublishReport,
     RecordsPublish,
+    ScoreboardRead,
     TaskRead,
 )
 from citygrid.kit.errors import CitygridError
@@ -39,6 +41,20 @@ def catalogue(session: SessionDep) -> CatalogueRead:
     """The data catalogue: member departments, their datasets (fields, field classes,
     classification, promised frequency) and the life event types each may publish."""
     return service.catalogue_read(session)
+
+
+@router.get("/scoreboard", response_model=ScoreboardRead)
+def scoreboard(
+    session: SessionDep,
+    window_days: Annotated[
+        int,
+        Query(ge=1, le=scoreboard_service.MAX_WINDOW_DAYS, description="Days of lags and rows"),
+    ] = scoreboard_service.DEFAULT_WINDOW_DAYS,
+) -> ScoreboardRead:
+    """The sharing scoreboard: per member department, datasets promised vs published,
+    freshness against the promised frequency, median lag of its life events, rejected-row
+    rate, subscriptions served, and whether it is behind its promise."""
+    return scoreboard_service.scoreboard(session, window_days=window_days)
 
 
 @router.post(

@@ -6,12 +6,15 @@ Refused input exits with status 2 and a message naming the field; nothing is wri
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from citygrid.exchange.webhooks.cli import app as webhooks_app
 from citygrid.kit.errors import CitygridError
+
+if TYPE_CHECKING:
+    from citygrid.exchange.importing import ImportResult
 
 app = typer.Typer(
     help="Data exchange: member departments, the catalogue and the outbox.", no_args_is_help=True
@@ -131,3 +134,169 @@ def deliver(
     )
     if report.failed:
         raise typer.Exit(1)
+
+
+class _RichImportProgress:
+    """The import's progress bar on standard error: bytes of a CSV file, rows of a sheet."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._columns = {
+            "bytes": DownloadColumn(),
+            "rows": MofNCompleteColumn(),
+        }
+        self._make = lambda unit: Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            self._columns[unit],
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, description: str, *, total: int | None, unit: str, done: int) -> None:
+        """Begin a bar for a pass over the file."""
+        self.stop()
+        self._progress = self._make(unit)
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, completed=done, rows=0)
+
+    def update(self, done: int, *, rows: int) -> None:
+        """Move the bar."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, rows=rows)
+
+    def stop(self) -> None:
+        """End the current bar."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def import_file(
+    dataset: Annotated[str, typer.Argument(help="Dataset slug, e.g. pensions")],
+    file: Annotated[Path, typer.Argument(help="A CSV (UTF-8 or GB18030) or XLSX file")],
+    department: Annotated[
+        str, typer.Option("--department", help="The publishing department (must own the dataset)")
+    ],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="valid_rows: apply the valid rows, report the others; all_or_nothing: check "
+            "the whole file first and apply it only if no row is rejected"
+        ),
+    ] = "valid_rows",
+    errors: Annotated[
+        Path | None,
+        typer.Option("--errors", help="The error report (CSV); default FILE.errors.csv"),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Rows per transaction (1 to 10,000)")
+    ] = 5_000,
+    encoding: Annotated[
+        str | None, typer.Option(help="The CSV file's encoding (default: detected)")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Import the file again from its first row")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Import a department's CSV or XLSX file into a dataset it owns, streaming, in batches
+    each committed with a checkpoint: killed and run again, it continues where it stopped.
+    Exit status 0: every row applied; 2: rows rejected (listed in the error report; in
+    valid_rows mode the others were applied, in all_or_nothing mode nothing was); 1: error."""
+    from citygrid.exchange.importing import ImportRequest, run_import
+    from citygrid.exchange.schemas import PublishMode
+    from citygrid.kit.db import get_session_factory
+
+    try:
+        publish_mode = PublishMode(mode)
+    except ValueError:
+        typer.echo(f"--mode: one of {', '.join(m.value for m in PublishMode)}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        url = _open_database(db)
+    except typer.Exit:
+        raise typer.Exit(1) from None
+    request = ImportRequest(
+        dataset=dataset,
+        path=file,
+        department=department,
+        mode=publish_mode,
+        errors_path=errors,
+        batch_size=batch_size,
+        encoding=encoding,
+        restart=restart,
+    )
+    progress = _RichImportProgress()
+    try:
+        result = run_import(get_session_factory(url), request, progress=progress)
+    except CitygridError as error:
+        progress.stop()
+        typer.echo(error.message, err=True)
+        raise typer.Exit(1) from None
+    progress.stop()
+    _report_import(result)
+
+
+def _report_import(result: ImportResult) -> None:
+    """Print what the import did; exit 2 when rows were rejected."""
+    from citygrid.kit.i18n import _
+
+    if result.state == "finished":
+        typer.echo(
+            _(
+                "This file was imported before (import %(job)d): nothing to do. Run it with "
+                "--restart to import it again."
+            )
+            % {"job": result.job_id}
+        )
+    elif result.state == "resumed":
+        typer.echo(
+            _("Resumed an interrupted import after line %(line)d.")
+            % {"line": result.resumed_at_line}
+        )
+    typer.echo(
+        _(
+            "%(rows)d rows: %(created)d created, %(updated)d updated, %(unchanged)d unchanged, "
+            "%(rejected)d rejected."
+        )
+        % {
+            "rows": result.rows,
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "rejected": result.rejected,
+        }
+    )
+    if result.report_incomplete:
+        typer.echo(
+            _(
+                "The error report of the interrupted run was not found at %(path)s: the rows it "
+                "rejected are counted but not listed."
+            )
+            % {"path": result.report_path},
+            err=True,
+        )
+    if not result.rejected:
+        return
+    if result.applied:
+        message = _("The rejected rows are listed in %(path)s; the others were applied.")
+    else:
+        message = _("The rejected rows are listed in %(path)s; nothing was applied.")
+    typer.echo(message % {"path": result.report_path})
+    raise typer.Exit(2)

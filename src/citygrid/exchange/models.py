@@ -304,3 +304,47 @@ class Task(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The account or client that marked it done (a name, never personal data).
     done_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ImportPhase(enum.StrEnum):
+    """Where a bulk import of a file is."""
+
+    VALIDATING = "validating"  # all_or_nothing: checking every row, writing nothing
+    APPLYING = "applying"  # writing batches, each committed with its checkpoint
+    DONE = "done"  # every row applied (or reported rejected, in valid_rows mode)
+    REJECTED = "rejected"  # all_or_nothing found rejected rows: nothing was written
+
+
+class ImportJob(Base):
+    """A bulk import of one file into a dataset, and its checkpoint: the resume point is
+    updated in the transaction of each batch it covers, so an import killed at any moment
+    and run again applies every row exactly once."""
+
+    __tablename__ = "exchange_import_jobs"
+    __table_args__ = (
+        UniqueConstraint("dataset", "fingerprint", name="uq_exchange_import_jobs_file"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(40))
+    # SHA-256 over the file's size and samples of its content (see exchange/importing.py).
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    publisher: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_size: Mapped[int] = mapped_column(BigId)
+    phase: Mapped[ImportPhase] = mapped_column(str_enum(ImportPhase))
+    # The resume point: data rows consumed, the file line after them, the byte offset after
+    # them (CSV; 0 for XLSX), and the error report's length at that point.
+    rows_done: Mapped[int] = mapped_column(BigId, default=0)
+    line: Mapped[int] = mapped_column(BigId, default=0)
+    byte_offset: Mapped[int] = mapped_column(BigId, default=0)
+    report_bytes: Mapped[int] = mapped_column(BigId, default=0)
+    created: Mapped[int] = mapped_column(BigId, default=0)
+    updated: Mapped[int] = mapped_column(BigId, default=0)
+    unchanged: Mapped[int] = mapped_column(BigId, default=0)
+    rejected: Mapped[int] = mapped_column(BigId, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    checkpoint_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -235,3 +235,49 @@ class TaskRead(BaseModel):
     state: str
     created_by_event_id: int | None
     created_at: datetime
+
+
+# ============================================================================ scoreboard
+
+
+class DatasetStanding(BaseModel):
+    """How a promised dataset stands: its last publication against its promised frequency."""
+
+    slug: str
+    name: str
+    frequency: str
+    max_age_days: int
+    last_published_at: datetime | None = Field(
+        description="The last batch with at least one accepted row"
+    )
+    age_days: float | None = Field(description="Days since then")
+    state: str = Field(description="fresh, stale (older than max_age_days) or never")
+
+
+class DepartmentScore(BaseModel):
+    """One department on the scoreboard (the mayor's rule: no data, no funding)."""
+
+    slug: str
+    name: str
+    datasets_promised: int
+    datasets_published: int = Field(description="Promised datasets published at least once")
+    datasets_fresh: int
+    datasets: list[DatasetStanding]
+    events_published: int = Field(description="Life events received in the window")
+    median_lag_seconds: float | None = Field(
+        description="Median of received_at - occurred_at of those events"
+    )
+    rows_received: int = Field(description="Dataset rows received in the window")
+    rows_rejected: int
+    rejected_rate: float | None = Field(description="rows_rejected / rows_received")
+    subscriptions_served: int = Field(description="Subscriptions to the department's topics")
+    behind: bool = Field(description="A promised dataset is stale or was never published")
+    reasons: list[str] = Field(description="never_published, stale")
+
+
+class ScoreboardRead(BaseModel):
+    """Every member department's standing."""
+
+    generated_at: datetime
+    window_days: int
+    departments: list[DepartmentScore]

@@ -56,6 +56,8 @@ from citygrid.exchange.models import (
     AllowanceRecord,
     AllowanceStatus,
     AssigneeKind,
+    ImportJob,
+    ImportPhase,
     MaritalRecord,
     Member,
     Task,
@@ -200,6 +202,11 @@ def _dataset_read(dataset: DatasetSpec) -> DatasetRead:
             for spec in dataset.fields
         ],
     )
+
+
+def last_published(session: Session) -> dict[str, datetime]:
+    """Per dataset, when its owner last published a batch with an accepted row (UTC)."""
+    return {slug: _utc(moment) for slug, moment in repository.last_publications(session).items()}
 
 
 def dataset_spec(slug: str, *, catalogue: Catalogue | None = None) -> DatasetSpec:
@@ -861,7 +868,7 @@ def _upsert(
     model = repository.DATASET_MODELS[dataset]
     existing: dict[tuple[Any, ...], Any] = {
         _existing_key(dataset, row): row
-        for row in repository.held_rows(
+        for row in repository.held_values(
             session, model, person_ids=[item.key.id for item in accepted]
         )
     }
@@ -886,8 +893,8 @@ def _upsert(
         changed.append(item)
     repository.insert_held(session, model, inserts)
     repository.update_held(session, model, updates)
-    for row in existing.values():
-        session.expire(row)  # stale after the Core writes
+    if updates:
+        repository.expire_loaded(session, model)  # ORM copies are stale after the Core writes
     return len(inserts), len(updates), unchanged, changed
 
 
@@ -909,16 +916,50 @@ def publish_records(
     ``valid_rows`` the valid rows are written and the rejected ones listed."""
     spec = dataset_spec(dataset)
     request = parse(RecordsPublish, data)
+    return publish_rows(
+        session, actor, dataset=spec.slug, mode=request.mode, records=request.records
+    )
+
+
+def _owner_of(actor: Actor, spec: DatasetSpec) -> str:
     department = _publisher(actor)
     if department != spec.owner:
         raise Forbidden(_("Only the owning department may publish this dataset."))
-    accepted, problems = _check_rows(session, dataset, request.records)
-    if problems and request.mode is PublishMode.ALL_OR_NOTHING:
+    return department
+
+
+def check_rows(
+    session: Session, actor: Actor, *, dataset: str, records: Sequence[Any]
+) -> list[RowProblem]:
+    """Check a batch as ``publish_rows`` would, writing nothing: every rejected row (the
+    bulk import's first pass over a file in ``all_or_nothing`` mode)."""
+    spec = dataset_spec(dataset)
+    _owner_of(actor, spec)
+    _accepted, problems = _check_rows(session, spec.slug, records)
+    return problems
+
+
+def publish_rows(
+    session: Session,
+    actor: Actor,
+    *,
+    dataset: str,
+    mode: PublishMode,
+    records: Sequence[Any],
+) -> PublishReport:
+    """Upsert rows of a dataset the actor's department owns (403 otherwise), each row
+    checked on its own, with the changed rows' outbox entries and the batch's publication
+    record; shared by the API and the bulk import. The caller bounds the batch size."""
+    spec = dataset_spec(dataset)
+    department = _owner_of(actor, spec)
+    dataset = spec.slug
+    accepted, problems = _check_rows(session, dataset, records)
+    if problems and mode is PublishMode.ALL_OR_NOTHING:
         raise ValidationFailed(
             _("%(rejected)d of %(received)d records were rejected; nothing was written.")
             % {
                 "rejected": len({problem.index for problem in problems}),
-                "received": len(request.records),
+                "received": len(records),
             },
             details=[problem.model_dump() for problem in problems],
         )
@@ -949,8 +990,8 @@ def publish_records(
             "dataset": dataset,
             "department": department,
             "publisher": actor.name,
-            "mode": request.mode.value,
-            "received": len(request.records),
+            "mode": mode.value,
+            "received": len(records),
             "created": created,
             "updated": updated,
             "rejected": rejected_rows,
@@ -958,13 +999,104 @@ def publish_records(
     )
     return PublishReport(
         dataset=dataset,
-        mode=request.mode,
-        received=len(request.records),
+        mode=mode,
+        received=len(records),
         created=created,
         updated=updated,
         unchanged=unchanged,
         rejected=problems,
     )
+
+
+# ============================================================================ bulk imports
+
+
+def _fresh_job_values(mode: PublishMode) -> dict[str, Any]:
+    first = ImportPhase.VALIDATING if mode is PublishMode.ALL_OR_NOTHING else ImportPhase.APPLYING
+    return {
+        "mode": mode.value,
+        "phase": first,
+        "rows_done": 0,
+        "line": 0,
+        "byte_offset": 0,
+        "report_bytes": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "started_at": utcnow(),
+        "checkpoint_at": utcnow(),
+        "finished_at": None,
+    }
+
+
+def start_import(
+    session: Session,
+    actor: Actor,
+    *,
+    dataset: str,
+    fingerprint: str,
+    mode: PublishMode,
+    file_name: str,
+    file_size: int,
+    restart: bool = False,
+) -> tuple[ImportJob, str]:
+    """The import job of a file into a dataset the actor's department owns (403 otherwise),
+    and whether it is ``new``, ``resumed`` (killed before it finished: it continues from its
+    checkpoint) or ``finished`` (imported before; ``restart`` imports it again). A file whose
+    ``all_or_nothing`` import was rejected starts over (the data may have changed since)."""
+    spec = dataset_spec(dataset)
+    department = _owner_of(actor, spec)
+    job = repository.import_job_of_file(session, dataset=spec.slug, fingerprint=fingerprint)
+    if job is None:
+        values = _fresh_job_values(mode) | {
+            "dataset": spec.slug,
+            "fingerprint": fingerprint,
+            "department": department,
+            "publisher": actor.name,
+            "file_name": file_name[-255:],
+            "file_size": file_size,
+        }
+        return repository.insert_import_job(session, values), "new"
+    if restart or job.phase is ImportPhase.REJECTED:
+        values = _fresh_job_values(mode) | {"department": department, "publisher": actor.name}
+        repository.save_import_job(session, job_id=job.id, values=values)
+        session.refresh(job)
+        return job, "new"
+    if job.phase is ImportPhase.DONE:
+        return job, "finished"
+    if job.mode != mode.value:
+        raise Conflict(
+            _(
+                "mode: this file's import was started in %(mode)s mode; continue it in that mode, "
+                "or start it over with --restart"
+            )
+            % {"mode": job.mode},
+            details=[{"field": "mode", "reason": _("differs from the interrupted import")}],
+        )
+    return job, "resumed"
+
+
+def import_job(session: Session, *, job_id: int) -> ImportJob:
+    """An import job by id (NotFound if none)."""
+    job = repository.get_import_job(session, job_id=job_id)
+    if job is None:
+        raise NotFound(_("No such import."))
+    return job
+
+
+def claim_import_step(session: Session, *, job_id: int, rows_done: int, phase: ImportPhase) -> None:
+    """Take the job for the next batch, first thing in the batch's transaction; Conflict when
+    another process has moved the same import on (two runs of one file at once)."""
+    if not repository.claim_import_step(
+        session, job_id=job_id, rows_done=rows_done, phase=phase.value
+    ):
+        raise Conflict(_("Another process is importing the same file; this one stops."))
+
+
+def checkpoint_import(session: Session, *, job_id: int, values: Mapping[str, Any]) -> None:
+    """Write the job's resume point and counters (in the transaction of the batch)."""
+    repository.save_import_job(session, job_id=job_id, values=dict(values))
 
 
 # ============================================================================ reading

@@ -24,6 +24,7 @@ value being checked, only a short reason and the name of the offending field.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -100,7 +101,8 @@ def check_character(first17: str) -> str:
     """Return the ISO 7064 MOD 11-2 check character for the first 17 digits."""
     if len(first17) != 17 or not _DIGITS.issuperset(first17):
         raise ValueError("expected exactly 17 ASCII digits")
-    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    # map/operator run in C: this is on the hot path of every bulk import row.
+    total = sum(map(operator.mul, map(int, first17), _ID_WEIGHTS))
     return _ID_CHECK_CHARS[total % 11]
 
 

@@ -220,7 +220,9 @@ def check_department(value: str) -> str:
 
 def check_id_number(value: str) -> str:
     """A valid GB 11643 ID number, normalised (upper-case check character)."""
-    return validate_id_number(value).number
+    # The same text as ``.number`` (its first 17 characters are the digits just parsed),
+    # without formatting the birth date again: this runs for every row of a bulk import.
+    return value[:17] + validate_id_number(value).check
 
 
 def check_uscc(value: str | None) -> str | None:

@@ -122,6 +122,19 @@ def insert_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 # ----------------------------------------------------------------------------- delivering
 
 
+def active_topic_counts(session: Session, *, now: datetime) -> dict[str, int]:
+    """Active, unexpired subscriptions per topic (``*`` included)."""
+    statement = (
+        select(_SUBS.c.topic, func.count())
+        .where(
+            _SUBS.c.state == SubscriptionState.ACTIVE,
+            or_(_SUBS.c.expires_at.is_(None), _SUBS.c.expires_at > now),
+        )
+        .group_by(_SUBS.c.topic)
+    )
+    return {str(topic): int(count) for topic, count in session.execute(statement)}
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
     return or_(
         and_(_DELIVERIES.c.state == DeliveryState.PENDING, _DELIVERIES.c.available_at <= now),

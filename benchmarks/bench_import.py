@@ -1,0 +1,132 @@
+"""Bulk import: rows per second of ``citygrid import`` (validation, bulk upsert, outbox entry
+per row, publication record and checkpoint per batch) on a CSV of pensions for the residents
+of a demo city, and the ratio to its limit: a raw ``sqlite3`` ``executemany`` of the same rows
+into the same table (no validation, no outbox).
+
+    .venv/bin/python -m benchmarks.bench_import [--residents 200000] [--batch-size 5000]
+        [--profile]
+
+The demo city is built into a temporary file (``citygrid build-demo``), the CSV written from
+its residents' ID numbers, then imported twice: into an empty table (every row created) and
+again with ``--restart`` (every row compared and unchanged). Target (issue 4): at least
+30,000 rows/s with validation. CPU seconds are shown beside wall seconds: on a shared 2-core
+machine other processes stretch the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import os
+import pstats
+import sqlite3
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+from citygrid.demo.builder import build_demo_file
+from citygrid.exchange.importing import ImportRequest, run_import
+from citygrid.exchange.schemas import PublishMode
+from citygrid.kit import i18n
+from citygrid.kit.db import dispose_engines, get_session_factory
+from citygrid.kit.settings import sqlite_url
+
+
+def _write_csv(database: Path, path: Path) -> int:
+    with closing(sqlite3.connect(database)) as connection:
+        numbers = [row[0] for row in connection.execute("SELECT id_number FROM persons")]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id_number", "amount", "status", "since"])
+        for position, number in enumerate(numbers):
+            writer.writerow([number, f"{1800 + position % 2000}.50", "active", "2021-07-01"])
+    return len(numbers)
+
+
+def _raw_executemany(database: Path, path: Path) -> float:
+    """Seconds to insert the file's rows with one executemany, person ids looked up
+    beforehand (not timed) — the limit of what any import into this table can do."""
+    with closing(sqlite3.connect(database)) as connection:
+        ids = dict(connection.execute("SELECT id_number, id FROM persons"))
+        grids = dict(connection.execute("SELECT id, grid_code FROM persons"))
+        with path.open(encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            rows = [
+                (ids[number], grids[ids[number]], amount, status, since, "raw")
+                for number, amount, status, since in reader
+            ]
+        connection.execute("DELETE FROM exchange_pensions")
+        connection.commit()
+        started = time.perf_counter()
+        connection.executemany(
+            "INSERT INTO exchange_pensions (person_id, grid_code, amount, status, since, "
+            "changed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            rows,
+        )
+        connection.commit()
+        return time.perf_counter() - started
+
+
+def _timed_import(url: str, request: ImportRequest, *, profile: bool) -> tuple[float, float, int]:
+    profiler = cProfile.Profile() if profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    result = run_import(get_session_factory(url), request)
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    return time.perf_counter() - wall, time.process_time() - cpu, result.rows
+
+
+def main() -> None:
+    """Build, generate, import, compare; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    i18n.set_locale("en")
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as directory:
+        folder = Path(directory)
+        database = folder / "city.sqlite3"
+        print(f"building a demo city of {args.residents:,} residents ...")
+        build_demo_file(database, residents=args.residents)
+        url = sqlite_url(database)
+        source = folder / "pensions.csv"
+        rows = _write_csv(database, source)
+        print(f"{rows:,} pension rows, {source.stat().st_size / 1e6:.1f} MB CSV")
+        request = ImportRequest(
+            dataset="pensions",
+            path=source,
+            department="social-security",
+            mode=PublishMode.VALID_ROWS,
+            batch_size=args.batch_size,
+        )
+        wall, cpu, imported = _timed_import(url, request, profile=args.profile)
+        print(
+            f"import (all created):     {imported:,} rows in {wall:.2f} s wall ({cpu:.2f} s CPU)"
+            f" = {imported / wall:,.0f} rows/s ({imported / cpu:,.0f} rows per CPU second)"
+        )
+        again = ImportRequest(**{**request.__dict__, "restart": True})
+        wall2, cpu2, imported2 = _timed_import(url, again, profile=False)
+        print(
+            f"import (all unchanged):   {imported2:,} rows in {wall2:.2f} s wall "
+            f"({cpu2:.2f} s CPU) = {imported2 / wall2:,.0f} rows/s "
+            f"({imported2 / cpu2:,.0f} rows per CPU second)"
+        )
+        dispose_engines()
+        raw = _raw_executemany(database, source)
+        print(f"raw sqlite3 executemany:  {rows:,} rows in {raw:.2f} s = {rows / raw:,.0f} rows/s")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+        print(f"ratio import / raw executemany: {raw / wall:.2f} (raw is {wall / raw:.1f}x faster)")
+        target = "met" if imported / wall >= 30_000 else "NOT met"
+        print(f"target 30,000 rows/s with validation: {target}")
+
+
+if __name__ == "__main__":
+    main()
