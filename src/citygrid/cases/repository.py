@@ -139,11 +139,13 @@ def list_cases(
     code_prefix: str | None,
     department: str | None,
     overdue_at: datetime | None,
+    not_overdue_at: datetime | None = None,
     limit: int,
     offset: int,
 ) -> list[Case]:
     """Cases in scope matching the filters, newest first (``overdue_at``: only cases whose
-    deadline had passed then, still with the department)."""
+    deadline had passed then, still with the department; ``not_overdue_at``: only the
+    others)."""
     statement = select(Case).where(scope_condition(scopes))
     if state is not None:
         statement = statement.where(Case.state == state)
@@ -153,6 +155,15 @@ def list_cases(
         statement = statement.where(Case.department == department)
     if overdue_at is not None:
         statement = statement.where(Case.state.in_(DEADLINE_STATES), Case.deadline_at < overdue_at)
+    if not_overdue_at is not None:
+        # The complement in SQL, so that a page is full and next_offset is right.
+        statement = statement.where(
+            or_(
+                Case.state.not_in(DEADLINE_STATES),
+                Case.deadline_at.is_(None),
+                Case.deadline_at >= not_overdue_at,
+            )
+        )
     statement = statement.order_by(Case.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(statement))
 

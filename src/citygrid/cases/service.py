@@ -49,6 +49,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from citygrid.access.models import Role
 from citygrid.cases import repository
+from citygrid.cases.calendar import working_time_between
 from citygrid.cases.catalogue import Catalogue, Category, load_catalogue
 from citygrid.cases.events import CaseChanged, CaseCreated, emit
 from citygrid.cases.models import (
@@ -296,6 +297,13 @@ def route_department(session: Session, *, category: Category, district_code: str
         session, district_code=district_code, category=category.code
     )
     return override or category.department
+
+
+def handling_hours(dispatched_at: datetime | None, handled_at: datetime) -> float | None:
+    """Working hours from dispatch to feedback (None without a dispatch)."""
+    if dispatched_at is None:
+        return None
+    return max(0.0, working_time_between(dispatched_at, handled_at).total_seconds() / 3600)
 
 
 def is_overdue(case: Case, now: datetime) -> bool:
@@ -551,6 +559,7 @@ def _apply(
         case.accepted_at = moment
     elif action is Action.FEEDBACK:
         case.handled_at = moment
+        case.handling_hours = handling_hours(case.dispatched_at, moment)
     elif action is Action.VERIFY:
         target = _verify(case, request, row, moment)
         data["result"] = request.result
@@ -930,11 +939,10 @@ def list_cases(
         code_prefix=prefix,
         department=department,
         overdue_at=moment if overdue else None,
+        not_overdue_at=moment if overdue is False else None,
         limit=limit + 1,
         offset=offset,
     )
-    if overdue is False:
-        rows = [row for row in rows if not is_overdue(row, moment)]
     page = rows[:limit]
     refs = repository.refs_by_ids(
         session, [row.duplicate_of for row in page if row.duplicate_of is not None]
