@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from citygrid.access.deps import CurrentActor
-from citygrid.cases import service
+from citygrid.cases import evaluation, service
+from citygrid.cases.evaluation_schemas import EvaluationRead
 from citygrid.cases.models import CaseState, CategoryOverride
 from citygrid.cases.schemas import (
     CaseCreate,
@@ -32,6 +33,7 @@ from citygrid.cases.schemas import (
     TransitionCreate,
 )
 from citygrid.kit.db import SQLITE_BEGIN
+from citygrid.kit.models import utcnow
 from citygrid.kit.web import SessionDep
 from citygrid.territory.api import LocatorDep
 
@@ -116,6 +118,41 @@ def delete_category_override(
     """Return a district to the catalogue's department for a category (administrators)."""
     service.delete_category_override(session, actor, district_code=district_code, category=category)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@router.get("/evaluation", response_model=EvaluationRead)
+def read_evaluation(
+    session: SessionDep,
+    actor: CurrentActor,
+    group_by: Annotated[
+        str | None,
+        Query(
+            description="department, street, community or grid (default department)",
+            json_schema_extra={"enum": list(evaluation.GROUP_BYS)},
+        ),
+    ] = None,
+    date_from: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="First day, YYYY-MM-DD in China time (default: 29 days before to)",
+        ),
+    ] = None,
+    date_to: Annotated[
+        str | None,
+        Query(alias="to", description="Last day, included, YYYY-MM-DD (default: today)"),
+    ] = None,
+) -> EvaluationRead:
+    """The evaluation (综合评价) of the cases reported in a period within the caller's
+    territory: registration, closure, on-time closure and rework rates, mean and 90th
+    percentile handling time in working hours, per group and in total. Definitions:
+    docs/evaluation.md."""
+    grouping = evaluation.parse_group_by(group_by)
+    period = evaluation.parse_period(date_from, date_to, now=utcnow())
+    return evaluation.evaluate(session, actor, group_by=grouping, period=period)
 
 
 # ---------------------------------------------------------------- cases
