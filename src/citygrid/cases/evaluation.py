@@ -25,6 +25,7 @@ Every figure is computed by SQL aggregation over the territorial range of grid c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -137,6 +138,30 @@ def _row(counts: Any, name: str, p90: float | None) -> EvaluationRow:
     )
 
 
+_COUNTED = (
+    "reported",
+    "registered",
+    "rejected",
+    "dispatched",
+    "handled",
+    "closed",
+    "closed_on_time",
+    "reworked",
+    "overdue",
+    "timed",
+    "hours_sum",
+)
+
+
+def _sum(rows: list[Any]) -> SimpleNamespace:
+    """The total of the groups' counts (every case is in exactly one group)."""
+    total = SimpleNamespace(key="", **{name: 0 for name in _COUNTED})
+    for row in rows:
+        for name in _COUNTED:
+            setattr(total, name, getattr(total, name) + (getattr(row, name) or 0))
+    return total
+
+
 def _names(session: Session, group_by: GroupBy, keys: list[str]) -> dict[str, str]:
     if group_by == "department":
         return {key: department_label(key) for key in keys}
@@ -167,7 +192,7 @@ def evaluate(
     }
     grouped = repository.counts(session, group_by=group_by, now=moment, **query)
     p90 = repository.percentiles(session, group_by=group_by, **query)
-    overall = repository.counts(session, group_by=None, now=moment, **query)[0]
+    overall = _sum(grouped)
     overall_p90 = repository.percentiles(session, group_by=None, **query).get("")
     names = _names(session, group_by, [str(row.key) for row in grouped])
     items = [_row(row, names[str(row.key)], p90.get(str(row.key))) for row in grouped]

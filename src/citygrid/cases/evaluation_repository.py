@@ -22,7 +22,9 @@ from sqlalchemy import (
     cast as sql_cast,
     func,
     literal,
+    or_,
     select,
+    true,
 )
 from sqlalchemy.orm import Session
 
@@ -31,13 +33,20 @@ from citygrid.cases.repository import scope_condition
 
 PERCENTILE = 0.9
 
+_CLOSED = ["closed", "evaluated"]
+_HANDLED = ["handled", *_CLOSED]
+_DISPATCHED = ["dispatched", "handling", *_HANDLED]
+_DEADLINE = [state.value for state in DEADLINE_STATES]
+
 _CASES = cast(Table, Case.__table__)
 _C = _CASES.c
 
+# Street and community are prefixes of the grid code (the index has the grid code, not
+# the street_code and community_code columns).
 GROUP_COLUMNS: dict[str, Any] = {
     "department": _C.department,
-    "street": _C.street_code,
-    "community": _C.community_code,
+    "street": func.substr(_C.grid_code, 1, 9),
+    "community": func.substr(_C.grid_code, 1, 12),
     "grid": _C.grid_code,
 }
 
@@ -74,20 +83,22 @@ def counts(
     """Per group (or for the whole cohort when ``group_by`` is None): ``key``, reported,
     registered, rejected, dispatched, handled, closed, closed_on_time, reworked, overdue,
     timed (cases with a handling time) and hours_sum."""
+    # A case's state says how far it got (a return to registered clears the dispatch, a
+    # rework goes back to handling with rework_count > 0), so no timestamp column is read:
+    # every column here is in ix_cases_evaluation.
+    state = _C.state
     columns: list[Any] = [
         func.count().label("reported"),
-        func.count(_C.registered_at).label("registered"),
-        _count_if(_C.state == "rejected").label("rejected"),
-        func.count(_C.dispatched_at).label("dispatched"),
-        func.count(_C.handled_at).label("handled"),
-        func.count(_C.closed_at).label("closed"),
-        _count_if(and_(_C.closed_at.is_not(None), _C.closed_at <= _C.deadline_at)).label(
-            "closed_on_time"
-        ),
-        _count_if(_C.rework_count > 0).label("reworked"),
+        _count_if(state.not_in(["reported", "rejected"])).label("registered"),
+        _count_if(state == "rejected").label("rejected"),
+        _count_if(state.in_(_DISPATCHED)).label("dispatched"),
         _count_if(
-            and_(_C.state.in_([state.value for state in DEADLINE_STATES]), _C.deadline_at < now)
-        ).label("overdue"),
+            or_(state.in_(_HANDLED), and_(state == "handling", _C.rework_count > 0))
+        ).label("handled"),
+        _count_if(state.in_(_CLOSED)).label("closed"),
+        _count_if(and_(state.in_(_CLOSED), _C.closed_on_time == true())).label("closed_on_time"),
+        _count_if(_C.rework_count > 0).label("reworked"),
+        _count_if(and_(state.in_(_DEADLINE), _C.deadline_at < now)).label("overdue"),
         func.count(_C.handling_hours).label("timed"),
         func.coalesce(func.sum(_C.handling_hours), 0.0).label("hours_sum"),
     ]

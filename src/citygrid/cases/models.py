@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -170,6 +171,20 @@ class Case(Timestamps, Base):
         Index("ix_cases_state_deadline_at", "state", "deadline_at"),
         # Duplicate suggestions: same category, reported within a window.
         Index("ix_cases_category_reported_at", "category", "reported_at"),
+        # The evaluation: every column it reads, so a territory's cases are one index range
+        # scan with no table lookups (see citygrid.cases.evaluation_repository).
+        Index(
+            "ix_cases_evaluation",
+            "grid_code",
+            "reported_at",
+            "department",
+            "state",
+            "rework_count",
+            "handling_hours",
+            "closed_on_time",
+            "deadline_at",
+            "duplicate_of",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -214,6 +229,8 @@ class Case(Timestamps, Base):
     # Working hours from the (last) dispatch to the (last) feedback, set by the service at
     # feedback: the evaluation averages it in SQL without a calendar.
     handling_hours: Mapped[float | None] = mapped_column(Float)
+    # Whether the verification that closed the case came by the deadline (set at closure).
+    closed_on_time: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CaseTransition(Base):

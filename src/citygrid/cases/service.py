@@ -463,6 +463,8 @@ _UNSET_AT_INTAKE = (
     "closed_at",
     "evaluated_at",
     "escalated_at",
+    "handling_hours",
+    "closed_on_time",
 )
 
 
@@ -634,6 +636,7 @@ def _verify(case: Case, request: TransitionCreate, row: Transition, moment: date
         raise ValidationFailed.one("result", _("say pass or fail"))
     if request.result == "pass":
         case.closed_at = moment
+        case.closed_on_time = case.deadline_at is None or moment <= case.deadline_at
         return row.target
     if not request.note:
         raise ValidationFailed.one("note", _("say what is still wrong"))

@@ -1,9 +1,10 @@
-"""cases: handling hours for the evaluation; catalogue overrides of deadlines and criteria,
+"""cases: handling hours, closed-on-time flag and a covering index for the evaluation; catalogue overrides of deadlines and criteria,
 city-wide or per district, with their history
 
 ``cases.handling_hours`` is the working time from dispatch to feedback, kept by the service
 so that the evaluation averages it in SQL; rows handled before this migration are filled in
-here with the same calendar. ``category_overrides`` may now change a minor class's
+here with the same calendar. ``cases.closed_on_time`` is set at closure. ``ix_cases_evaluation``
+holds every column the evaluation reads: a territory's cases are one index range scan. ``category_overrides`` may now change a minor class's
 deadlines and criteria as well as its department (each field optional), for a district or,
 under the city's code, for every district; ``category_override_changes`` keeps who changed
 what and when.
@@ -97,7 +98,27 @@ def upgrade() -> None:
     """Apply this migration."""
     with op.batch_alter_table("cases") as batch:
         batch.add_column(sa.Column("handling_hours", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("closed_on_time", sa.Boolean(), nullable=True))
     _backfill_handling_hours()
+    op.execute(
+        "UPDATE cases SET closed_on_time = (closed_at <= deadline_at) "
+        "WHERE closed_at IS NOT NULL AND deadline_at IS NOT NULL"
+    )
+    op.create_index(
+        "ix_cases_evaluation",
+        "cases",
+        [
+            "grid_code",
+            "reported_at",
+            "department",
+            "state",
+            "rework_count",
+            "handling_hours",
+            "closed_on_time",
+            "deadline_at",
+            "duplicate_of",
+        ],
+    )
 
     with op.batch_alter_table("category_overrides") as batch:
         batch.alter_column("department", existing_type=sa.String(length=40), nullable=True)
@@ -135,5 +156,7 @@ def downgrade() -> None:
         for column in _override_columns():
             batch.drop_column(column.name)
         batch.alter_column("department", existing_type=sa.String(length=40), nullable=False)
+    op.drop_index("ix_cases_evaluation", table_name="cases")
     with op.batch_alter_table("cases") as batch:
+        batch.drop_column("closed_on_time")
         batch.drop_column("handling_hours")
