@@ -15,15 +15,19 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
 from citygrid.access.deps import CurrentActor
-from citygrid.cases import evaluation, service
+from citygrid.cases import catalogue_admin, evaluation, service
 from citygrid.cases.evaluation_schemas import EvaluationRead
-from citygrid.cases.models import CaseState, CategoryOverride
+from citygrid.cases.models import CaseState
 from citygrid.cases.schemas import (
     CaseCreate,
     CaseDetail,
     CaseList,
     CaseRead,
+    CatalogueClassRead,
+    CatalogueOverrideSet,
+    CatalogueRead,
     CategoryList,
+    CategoryOverrideHistory,
     CategoryOverrideList,
     CategoryOverrideRead,
     CategoryOverrideSet,
@@ -75,16 +79,6 @@ def write_session(session: SessionDep) -> Iterator[Session]:
 WriteSessionDep = Annotated[Session, Depends(write_session, scope="function")]
 
 
-def _override_read(row: CategoryOverride) -> CategoryOverrideRead:
-    return CategoryOverrideRead(
-        district_code=row.district_code,
-        category=row.category,
-        department=row.department,
-        updated_by=row.updated_by,
-        updated_at=row.updated_at,
-    )
-
-
 # ---------------------------------------------------------------- catalogue
 
 
@@ -94,19 +88,83 @@ def read_categories() -> CategoryList:
     return service.catalogue_read()
 
 
+@router.get("/catalogue", response_model=CatalogueRead)
+def read_catalogue(
+    session: SessionDep,
+    actor: CurrentActor,
+    district_code: Annotated[
+        str | None,
+        Query(description="A district's or the city's code: the catalogue as it applies there"),
+    ] = None,
+) -> CatalogueRead:
+    """The catalogue by major class, with the overrides of a district and its city laid over
+    the file's values (``overridden`` names the changed fields). Everyone signed in."""
+    return catalogue_admin.catalogue_view(session, actor, district_code=district_code)
+
+
+@router.get("/catalogue/{category}", response_model=CatalogueClassRead)
+def read_catalogue_class(
+    category: str,
+    session: SessionDep,
+    actor: CurrentActor,
+    district_code: Annotated[
+        str | None, Query(description="A district's or the city's code")
+    ] = None,
+) -> CatalogueClassRead:
+    """One minor class as it applies in a district or the city. Everyone signed in."""
+    return catalogue_admin.class_view(
+        session, actor, category_code=category, district_code=district_code
+    )
+
+
+@router.get("/catalogue/{category}/history", response_model=CategoryOverrideHistory)
+def read_catalogue_history(
+    category: str, session: SessionDep, actor: CurrentActor
+) -> CategoryOverrideHistory:
+    """Who changed the class's overrides, when, and to what; newest first (administrators)."""
+    rows = catalogue_admin.history(session, actor, category_code=category)
+    return CategoryOverrideHistory(items=[catalogue_admin.change_read(row) for row in rows])
+
+
+@router.put("/catalogue/{category}", response_model=CategoryOverrideRead)
+def put_catalogue_override(
+    category: str, data: CatalogueOverrideSet, session: WriteSessionDep, actor: CurrentActor
+) -> CategoryOverrideRead:
+    """Set the override of a class for a district or the city: department, deadlines per
+    priority, criteria; a field left out keeps the value below (administrators)."""
+    row = catalogue_admin.set_override(
+        session, actor, category_code=category, district_code=data.district_code, data=data
+    )
+    return catalogue_admin.override_read(row)
+
+
+@router.delete(
+    "/catalogue/{category}/overrides/{district_code}", status_code=status.HTTP_204_NO_CONTENT
+)
+def delete_catalogue_override(
+    category: str, district_code: str, session: WriteSessionDep, actor: CurrentActor
+) -> Response:
+    """Remove the override of a class for a district or the city (administrators)."""
+    catalogue_admin.remove_override(
+        session, actor, category_code=category, district_code=district_code
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/category-overrides", response_model=CategoryOverrideList)
 def read_category_overrides(session: SessionDep, actor: CurrentActor) -> CategoryOverrideList:
-    """Every district's own department for a category."""
+    """Every override, city-wide and per district, with who changed it (administrators)."""
     rows = service.list_category_overrides(session, actor)
-    return CategoryOverrideList(items=[_override_read(row) for row in rows])
+    return CategoryOverrideList(items=[catalogue_admin.override_read(row) for row in rows])
 
 
 @router.put("/category-overrides", response_model=CategoryOverrideRead)
 def put_category_override(
     data: CategoryOverrideSet, session: WriteSessionDep, actor: CurrentActor
 ) -> CategoryOverrideRead:
-    """Send a category to another department in one district (administrators)."""
-    return _override_read(service.set_category_override(session, actor, data=data))
+    """Override a category for a district or the city (administrators); same as
+    ``PUT /api/v1/cases/catalogue/{category}`` with the category in the body."""
+    return catalogue_admin.override_read(service.set_category_override(session, actor, data=data))
 
 
 @router.delete(

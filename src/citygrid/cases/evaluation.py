@@ -25,8 +25,8 @@ Every figure is computed by SQL aggregation over the territorial range of grid c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -184,7 +184,7 @@ def evaluate(
     per group (largest cohort first) and the total."""
     moment = now if now is not None else utcnow()
     department = actor.department if actor.role == Role.DEPARTMENT_OFFICER.value else None
-    query = {
+    query: dict[str, Any] = {
         "start": period.start,
         "end": period.end,
         "scopes": _scopes(actor),

@@ -73,8 +73,12 @@ def _rate_bars(items: list[EvaluationRow]) -> list[Bar]:
 
 def _hour_bars(items: list[EvaluationRow]) -> tuple[list[Bar], float]:
     longest = max(
-        (value for item in items for value in (item.handling_hours_avg, item.handling_hours_p90)
-         if value is not None),
+        (
+            value
+            for item in items
+            for value in (item.handling_hours_avg, item.handling_hours_p90)
+            if value is not None
+        ),
         default=0.0,
     )
     scale = longest or 1.0
@@ -126,7 +130,11 @@ def evaluation_page(
         request,
         "cases/evaluation.html",
         errors=[],
-        form={"group_by": grouping, "from": period.first.isoformat(), "to": period.last.isoformat()},
+        form={
+            "group_by": grouping,
+            "from": period.first.isoformat(),
+            "to": period.last.isoformat(),
+        },
         report=report,
         group_labels=group_labels(),
         rate_bars=_rate_bars(charted),

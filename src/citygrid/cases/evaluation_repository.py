@@ -19,12 +19,14 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    cast as sql_cast,
     func,
     literal,
     or_,
     select,
     true,
+)
+from sqlalchemy import (
+    cast as sql_cast,
 )
 from sqlalchemy.orm import Session
 
@@ -92,9 +94,9 @@ def counts(
         _count_if(state.not_in(["reported", "rejected"])).label("registered"),
         _count_if(state == "rejected").label("rejected"),
         _count_if(state.in_(_DISPATCHED)).label("dispatched"),
-        _count_if(
-            or_(state.in_(_HANDLED), and_(state == "handling", _C.rework_count > 0))
-        ).label("handled"),
+        _count_if(or_(state.in_(_HANDLED), and_(state == "handling", _C.rework_count > 0))).label(
+            "handled"
+        ),
         _count_if(state.in_(_CLOSED)).label("closed"),
         _count_if(and_(state.in_(_CLOSED), _C.closed_on_time == true())).label("closed_on_time"),
         _count_if(_C.rework_count > 0).label("reworked"),
@@ -130,7 +132,7 @@ def percentiles(
     hours = _C.handling_hours
     key: Any = GROUP_COLUMNS[group_by] if group_by is not None else None
     if session.get_bind().dialect.name == "postgresql":
-        value = func.percentile_cont(PERCENTILE).within_group(hours)
+        value: Any = func.percentile_cont(PERCENTILE).within_group(hours)
         if key is None:
             statement: Select[Any] = select(literal("").label("key"), value.label("p")).where(
                 *where

@@ -336,9 +336,7 @@ class CategoryOverrideChange(Base):
     the override had afterwards (all None for a removal). Only appended."""
 
     __tablename__ = "category_override_changes"
-    __table_args__ = (
-        Index("ix_category_override_changes_category_id", "category", "id"),
-    )
+    __table_args__ = (Index("ix_category_override_changes_category_id", "category", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     district_code: Mapped[str] = mapped_column(String(6))

@@ -1,13 +1,14 @@
-"""cases: handling hours, closed-on-time flag and a covering index for the evaluation; catalogue overrides of deadlines and criteria,
-city-wide or per district, with their history
+"""cases: evaluation columns and index; catalogue overrides of deadlines and criteria
 
 ``cases.handling_hours`` is the working time from dispatch to feedback, kept by the service
 so that the evaluation averages it in SQL; rows handled before this migration are filled in
-here with the same calendar. ``cases.closed_on_time`` is set at closure. ``ix_cases_evaluation``
-holds every column the evaluation reads: a territory's cases are one index range scan. ``category_overrides`` may now change a minor class's
-deadlines and criteria as well as its department (each field optional), for a district or,
-under the city's code, for every district; ``category_override_changes`` keeps who changed
-what and when.
+here with the same calendar. ``cases.closed_on_time`` is set at closure.
+``ix_cases_evaluation`` holds every column the evaluation reads, so a territory's cases are
+one index range scan with no table lookups.
+
+``category_overrides`` may now change a minor class's deadlines and criteria as well as its
+department (each field optional), for a district or, under the city's code, for every
+district; ``category_override_changes`` keeps who changed what and when.
 
 Revision ID: 0010
 Revises: 0007
@@ -66,8 +67,9 @@ def _backfill_handling_hours() -> None:
                 "row_id": row.id,
                 "hours": max(
                     0.0,
-                    working_time_between(_aware(row.dispatched_at), _aware(row.handled_at))
-                    .total_seconds()
+                    working_time_between(
+                        _aware(row.dispatched_at), _aware(row.handled_at)
+                    ).total_seconds()
                     / 3600,
                 ),
             }
