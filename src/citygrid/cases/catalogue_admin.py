@@ -146,7 +146,12 @@ def _checked(
         if value is not None:
             values[field] = value
     if data.deadlines:
-        for priority, text in data.deadlines.items():
+        for name, text in data.deadlines.items():
+            priority = next((item for item in Priority if item.value == name), None)
+            if priority is None:
+                raise ValidationFailed.one(
+                    f"deadlines.{name}", _("not a priority: use urgent, high or normal")
+                )
             try:
                 duration = WorkingDuration.parse(text)
             except ValueError:

@@ -199,7 +199,13 @@ class OverrideFields(_Shape):
     hours or ``"<n>d"`` working days, per priority."""
 
     department: Annotated[str, Field(min_length=1, max_length=40)] | None = None
-    deadlines: dict[Priority, DurationText] | None = None
+    deadlines: (
+        Annotated[
+            dict[Annotated[str, Field(max_length=16)], DurationText],
+            Field(description="By priority: urgent, high, normal", max_length=3),
+        ]
+        | None
+    ) = None
     register_zh: CriterionText | None = None
     register_en: CriterionText | None = None
     close_zh: CriterionText | None = None
