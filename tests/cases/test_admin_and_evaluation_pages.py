@@ -99,3 +99,15 @@ def test_the_catalogue_pages_are_for_administrators(
 
     assert (listing.status_code, post.status_code) == (403, 403)
     assert city.scalars(select(CategoryOverride)).all() == []
+
+
+def test_the_pages_render_in_chinese(city: Session, client: TestClient, act_as: ActAs) -> None:
+    chinese = {"Accept-Language": "zh-CN", "Accept": "text/html"}
+    act_as(DISPATCHER)
+    evaluation = client.get("/cases/evaluation", headers=chinese)
+    act_as(ADMIN)
+    catalogue = client.get("/admin/catalogue/C0201", headers=chinese)
+
+    assert evaluation.status_code == 200 and "按期结案率" in evaluation.text
+    assert "90分位" in evaluation.text
+    assert catalogue.status_code == 200 and "立案标准（中文）" in catalogue.text
