@@ -190,10 +190,11 @@ def evaluate(
         "scopes": _scopes(actor),
         "department": department,
     }
-    grouped = repository.counts(session, group_by=group_by, now=moment, **query)
-    p90 = repository.percentiles(session, group_by=group_by, **query)
+    data = repository.evaluation_data(session, group_by=group_by, now=moment, **query)
+    grouped = data.groups
+    p90 = data.p90
     overall = _sum(grouped)
-    overall_p90 = repository.percentiles(session, group_by=None, **query).get("")
+    overall_p90 = data.total_p90
     names = _names(session, group_by, [str(row.key) for row in grouped])
     items = [_row(row, names[str(row.key)], p90.get(str(row.key))) for row in grouped]
     items.sort(key=lambda item: (-item.reported, item.key))
