@@ -19,7 +19,8 @@ Definitions (see docs/evaluation.md):
   last dispatch to the last feedback, kept per case at feedback; mean and 90th percentile
   (continuous, as ``percentile_cont``) over the handled cases.
 
-Every figure is computed by SQL aggregation over the territorial range of grid codes.
+Every figure is computed by SQL aggregation over the territorial range of grid codes
+(``citygrid.cases.evaluation_repository``).
 """
 
 from __future__ import annotations
