@@ -21,14 +21,15 @@ Checks, in this order, and nothing changes when one fails:
    officer acts only on cases of their own department) - otherwise 403 ``forbidden``;
 4. the action's own fields (department, result, score, reason, note) - otherwise 422.
 
-Deadlines: the clock starts at dispatch; the category's deadline for the case's priority is
-added in working time (``citygrid.cases.calendar``). A rework keeps the deadline: the
-department had its time. A case is overdue while it is dispatched or handling past its
+Deadlines: the clock starts at dispatch; the category's deadline for the case's priority
+(overrides included) is added in working time (``citygrid.cases.calendar``). A rework
+keeps the deadline: the department had its time. A case is overdue while it is dispatched or handling past its
 deadline; ``escalate_overdue`` records one escalation per case.
 
-Routing: the catalogue names a department for each category; a district may override it
-(``category_overrides``, edited by administrators). Dispatch sends the case to the routed
-department unless the dispatcher names another.
+Routing: the catalogue names a department for each category; administrators may override
+it, the deadlines and the criteria for the city or a district (``category_overrides``, see
+``citygrid.cases.catalogue_admin``). Dispatch sends the case to the routed department
+unless the dispatcher names another, with the deadline of the class as it applies then.
 
 Every creation and transition writes a ``case_transitions`` row and a typed event
 (``citygrid.cases.events``) in the same transaction. Services only flush.
