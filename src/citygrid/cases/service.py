@@ -23,8 +23,8 @@ Checks, in this order, and nothing changes when one fails:
 
 Deadlines: the clock starts at dispatch; the category's deadline for the case's priority
 (overrides included) is added in working time (``citygrid.cases.calendar``). A rework
-keeps the deadline: the department had its time. A case is overdue while it is dispatched or handling past its
-deadline; ``escalate_overdue`` records one escalation per case.
+keeps the deadline: the department had its time. A case is overdue while it is dispatched
+or handling past its deadline; ``escalate_overdue`` records one escalation per case.
 
 Routing: the catalogue names a department for each category; administrators may override
 it, the deadlines and the criteria for the city or a district (``category_overrides``, see
