@@ -159,6 +159,7 @@ def downgrade() -> None:
             batch.drop_column(column.name)
         batch.alter_column("department", existing_type=sa.String(length=40), nullable=False)
     op.drop_index("ix_cases_evaluation", table_name="cases")
-    with op.batch_alter_table("cases") as batch:
-        batch.drop_column("closed_on_time")
-        batch.drop_column("handling_hours")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy of ``cases`` would drop
+    # the table that case_transitions, case_photos and case_events refer to.
+    op.drop_column("cases", "closed_on_time")
+    op.drop_column("cases", "handling_hours")
