@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.audit.api import router as audit_api
     from citygrid.audit.pages import router as audit_pages
     from citygrid.cases.api import router as cases_api
+    from citygrid.cases.catalogue_pages import router as catalogue_pages
+    from citygrid.cases.evaluation_pages import router as evaluation_pages
     from citygrid.cases.intake_pages import router as cases_intake_pages
     from citygrid.cases.open311.api import router as open311_api
     from citygrid.exchange.api import router as exchange_api
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(open311_api)
     # Before any /cases/{case_ref} page: "/cases/new" is not a case reference.
     app.include_router(cases_intake_pages)
+    app.include_router(evaluation_pages)
+    app.include_router(catalogue_pages)
     app.include_router(exchange_api)
     app.include_router(webhooks_api)
     app.include_router(webhooks_pages)

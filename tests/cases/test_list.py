@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -93,3 +94,29 @@ def test_bad_filters_name_the_parameter(
 
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+
+
+def test_not_overdue_pages_are_full_and_next_offset_is_right(
+    city: Session, locator: Locator, client: TestClient, act_as: ActAs
+) -> None:
+    # Three old cases still waiting to be registered (never overdue), then three newer ones
+    # dispatched long ago and overdue now: newest first, the overdue ones come first.
+    long_ago = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    waiting = [file_case(city, ZHANG, locator, now=long_ago).ref for _ in range(3)]
+    for _ in range(3):
+        case = file_case(city, ZHANG, locator, now=long_ago)
+        step(city, DISPATCHER, case, "register", now=long_ago)
+        step(city, DISPATCHER, case, "dispatch", now=long_ago)
+    act_as(DISPATCHER)
+
+    first = client.get("/api/v1/cases", params={"overdue": "false", "limit": 2}).json()
+    second = client.get(
+        "/api/v1/cases", params={"overdue": "false", "limit": 2, "offset": 2}
+    ).json()
+    overdue = client.get("/api/v1/cases", params={"overdue": "true", "limit": 10}).json()
+
+    assert [item["id"] for item in first["items"]] == waiting[::-1][:2]
+    assert first["next_offset"] == 2
+    assert [item["id"] for item in second["items"]] == waiting[:1]
+    assert second["next_offset"] is None
+    assert len(overdue["items"]) == 3 and all(item["overdue"] for item in overdue["items"])

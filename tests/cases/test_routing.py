@@ -73,7 +73,7 @@ def test_an_override_is_changed_listed_and_removed(
         ({"category": "C9999"}, "category"),
         ({"department": "ministry-of-magic"}, "department"),
         ({"district_code": "440199"}, "district_code"),  # no such district
-        ({"district_code": "440100"}, "district_code"),  # the city, not a district
+        ({"district_code": "440104001"}, "district_code"),  # a street
         ({"district_code": "4401"}, "district_code"),
     ],
 )
@@ -97,5 +97,11 @@ def test_only_administrators_change_the_routing(
     put = client.put("/api/v1/cases/category-overrides", json=YUEXIU_TILES)
     delete = client.delete("/api/v1/cases/category-overrides/440104/C0201")
 
+    listed = client.get("/api/v1/cases/category-overrides")
+    act_as(ADMIN)
+    stored = client.get("/api/v1/cases/category-overrides").json()["items"]
+
     assert (put.status_code, delete.status_code) == (403, 403)
-    assert client.get("/api/v1/cases/category-overrides").json()["items"] == []
+    # Who changed the routing when is the administrators' to see.
+    assert listed.status_code == 403
+    assert stored == []

@@ -19,15 +19,20 @@ from sqlalchemy.orm import Session
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
-from citygrid.cases import intake, service
+from citygrid.cases import catalogue_admin, evaluation, intake, service
+from citygrid.cases.evaluation_schemas import EvaluationRead
 from citygrid.cases.forms import Submission, read_submission
-from citygrid.cases.models import CaseState, CategoryOverride
+from citygrid.cases.models import CaseState
 from citygrid.cases.schemas import (
     CaseCreate,
     CaseDetail,
     CaseList,
     CaseRead,
+    CatalogueClassRead,
+    CatalogueOverrideSet,
+    CatalogueRead,
     CategoryList,
+    CategoryOverrideHistory,
     CategoryOverrideList,
     CategoryOverrideRead,
     CategoryOverrideSet,
@@ -40,6 +45,7 @@ from citygrid.cases.schemas import (
 )
 from citygrid.kit.db import SQLITE_BEGIN
 from citygrid.kit.errors import CitygridError
+from citygrid.kit.models import utcnow
 from citygrid.kit.web import SessionDep
 from citygrid.territory.api import LocatorDep
 
@@ -132,16 +138,6 @@ def _body_doc(
     }
 
 
-def _override_read(row: CategoryOverride) -> CategoryOverrideRead:
-    return CategoryOverrideRead(
-        district_code=row.district_code,
-        category=row.category,
-        department=row.department,
-        updated_by=row.updated_by,
-        updated_at=row.updated_at,
-    )
-
-
 # ---------------------------------------------------------------- catalogue
 
 
@@ -151,19 +147,83 @@ def read_categories() -> CategoryList:
     return service.catalogue_read()
 
 
+@router.get("/catalogue", response_model=CatalogueRead)
+def read_catalogue(
+    session: SessionDep,
+    actor: CurrentActor,
+    district_code: Annotated[
+        str | None,
+        Query(description="A district's or the city's code: the catalogue as it applies there"),
+    ] = None,
+) -> CatalogueRead:
+    """The catalogue by major class, with the overrides of a district and its city laid over
+    the file's values (``overridden`` names the changed fields). Everyone signed in."""
+    return catalogue_admin.catalogue_view(session, actor, district_code=district_code)
+
+
+@router.get("/catalogue/{category}", response_model=CatalogueClassRead)
+def read_catalogue_class(
+    category: str,
+    session: SessionDep,
+    actor: CurrentActor,
+    district_code: Annotated[
+        str | None, Query(description="A district's or the city's code")
+    ] = None,
+) -> CatalogueClassRead:
+    """One minor class as it applies in a district or the city. Everyone signed in."""
+    return catalogue_admin.class_view(
+        session, actor, category_code=category, district_code=district_code
+    )
+
+
+@router.get("/catalogue/{category}/history", response_model=CategoryOverrideHistory)
+def read_catalogue_history(
+    category: str, session: SessionDep, actor: CurrentActor
+) -> CategoryOverrideHistory:
+    """Who changed the class's overrides, when, and to what; newest first (administrators)."""
+    rows = catalogue_admin.history(session, actor, category_code=category)
+    return CategoryOverrideHistory(items=[catalogue_admin.change_read(row) for row in rows])
+
+
+@router.put("/catalogue/{category}", response_model=CategoryOverrideRead)
+def put_catalogue_override(
+    category: str, data: CatalogueOverrideSet, session: WriteSessionDep, actor: CurrentActor
+) -> CategoryOverrideRead:
+    """Set the override of a class for a district or the city: department, deadlines per
+    priority, criteria; a field left out keeps the value below (administrators)."""
+    row = catalogue_admin.set_override(
+        session, actor, category_code=category, district_code=data.district_code, data=data
+    )
+    return catalogue_admin.override_read(row)
+
+
+@router.delete(
+    "/catalogue/{category}/overrides/{district_code}", status_code=status.HTTP_204_NO_CONTENT
+)
+def delete_catalogue_override(
+    category: str, district_code: str, session: WriteSessionDep, actor: CurrentActor
+) -> Response:
+    """Remove the override of a class for a district or the city (administrators)."""
+    catalogue_admin.remove_override(
+        session, actor, category_code=category, district_code=district_code
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/category-overrides", response_model=CategoryOverrideList)
 def read_category_overrides(session: SessionDep, actor: CurrentActor) -> CategoryOverrideList:
-    """Every district's own department for a category."""
+    """Every override, city-wide and per district, with who changed it (administrators)."""
     rows = service.list_category_overrides(session, actor)
-    return CategoryOverrideList(items=[_override_read(row) for row in rows])
+    return CategoryOverrideList(items=[catalogue_admin.override_read(row) for row in rows])
 
 
 @router.put("/category-overrides", response_model=CategoryOverrideRead)
 def put_category_override(
     data: CategoryOverrideSet, session: WriteSessionDep, actor: CurrentActor
 ) -> CategoryOverrideRead:
-    """Send a category to another department in one district (administrators)."""
-    return _override_read(service.set_category_override(session, actor, data=data))
+    """Override a category for a district or the city (administrators); same as
+    ``PUT /api/v1/cases/catalogue/{category}`` with the category in the body."""
+    return catalogue_admin.override_read(service.set_category_override(session, actor, data=data))
 
 
 @router.delete(
@@ -175,6 +235,41 @@ def delete_category_override(
     """Return a district to the catalogue's department for a category (administrators)."""
     service.delete_category_override(session, actor, district_code=district_code, category=category)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@router.get("/evaluation", response_model=EvaluationRead)
+def read_evaluation(
+    session: SessionDep,
+    actor: CurrentActor,
+    group_by: Annotated[
+        str | None,
+        Query(
+            description="department, street, community or grid (default department)",
+            json_schema_extra={"enum": list(evaluation.GROUP_BYS)},
+        ),
+    ] = None,
+    date_from: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="First day, YYYY-MM-DD in China time (default: 29 days before to)",
+        ),
+    ] = None,
+    date_to: Annotated[
+        str | None,
+        Query(alias="to", description="Last day, included, YYYY-MM-DD (default: today)"),
+    ] = None,
+) -> EvaluationRead:
+    """The evaluation (综合评价) of the cases reported in a period within the caller's
+    territory: registration, closure, on-time closure and rework rates, mean and 90th
+    percentile handling time in working hours, per group and in total. Definitions:
+    docs/evaluation.md."""
+    grouping = evaluation.parse_group_by(group_by)
+    period = evaluation.parse_period(date_from, date_to, now=utcnow())
+    return evaluation.evaluate(session, actor, group_by=grouping, period=period)
 
 
 # ---------------------------------------------------------------- cases

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -174,6 +175,20 @@ class Case(Timestamps, Base):
         Index("ix_cases_category_reported_at", "category", "reported_at"),
         # Open311's request list: a window of report times, newest first.
         Index("ix_cases_reported_at", "reported_at"),
+        # The evaluation: every column it reads, so a territory's cases are one index range
+        # scan with no table lookups (see citygrid.cases.evaluation_repository).
+        Index(
+            "ix_cases_evaluation",
+            "grid_code",
+            "reported_at",
+            "department",
+            "state",
+            "rework_count",
+            "handling_hours",
+            "closed_on_time",
+            "deadline_at",
+            "duplicate_of",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -215,6 +230,11 @@ class Case(Timestamps, Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     me_too_count: Mapped[int] = mapped_column(Integer, default=0)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # Working hours from the (last) dispatch to the (last) feedback, set by the service at
+    # feedback: the evaluation averages it in SQL without a calendar.
+    handling_hours: Mapped[float | None] = mapped_column(Float)
+    # Whether the verification that closed the case came by the deadline (set at closure).
+    closed_on_time: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class CaseTransition(Base):
@@ -280,8 +300,24 @@ class CaseMeToo(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+#: Override fields of a minor class besides its territory: each None keeps the catalogue's.
+OVERRIDE_FIELDS = (
+    "department",
+    "deadline_urgent",
+    "deadline_high",
+    "deadline_normal",
+    "register_zh",
+    "register_en",
+    "close_zh",
+    "close_en",
+)
+
+
 class CategoryOverride(Timestamps, Base):
-    """A district's own responsible department for a category (edited by administrators)."""
+    """An administrator's change to a minor class of the catalogue, for the whole city
+    (``district_code`` is the city's code) or for one district: its responsible department,
+    its deadlines per priority ("4h" / "2d") and its criteria. A None field keeps the value
+    from the city's override, else from ``catalogue.toml``."""
 
     __tablename__ = "category_overrides"
     __table_args__ = (
@@ -291,10 +327,41 @@ class CategoryOverride(Timestamps, Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A district's code, or the city's code for a city-wide override.
     district_code: Mapped[str] = mapped_column(String(6))
     category: Mapped[str] = mapped_column(String(5))
-    department: Mapped[str] = mapped_column(String(40))
+    department: Mapped[str | None] = mapped_column(String(40))
+    deadline_urgent: Mapped[str | None] = mapped_column(String(8))
+    deadline_high: Mapped[str | None] = mapped_column(String(8))
+    deadline_normal: Mapped[str | None] = mapped_column(String(8))
+    register_zh: Mapped[str | None] = mapped_column(Text)
+    register_en: Mapped[str | None] = mapped_column(Text)
+    close_zh: Mapped[str | None] = mapped_column(Text)
+    close_en: Mapped[str | None] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CategoryOverrideChange(Base):
+    """The history of the overrides: each set or removal with who and when, and the values
+    the override had afterwards (all None for a removal). Only appended."""
+
+    __tablename__ = "category_override_changes"
+    __table_args__ = (Index("ix_category_override_changes_category_id", "category", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    district_code: Mapped[str] = mapped_column(String(6))
+    category: Mapped[str] = mapped_column(String(5))
+    change: Mapped[str] = mapped_column(String(8))  # "set" / "remove"
+    department: Mapped[str | None] = mapped_column(String(40))
+    deadline_urgent: Mapped[str | None] = mapped_column(String(8))
+    deadline_high: Mapped[str | None] = mapped_column(String(8))
+    deadline_normal: Mapped[str | None] = mapped_column(String(8))
+    register_zh: Mapped[str | None] = mapped_column(Text)
+    register_en: Mapped[str | None] = mapped_column(Text)
+    close_zh: Mapped[str | None] = mapped_column(Text)
+    close_en: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class CaseEventRecord(Base):

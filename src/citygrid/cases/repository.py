@@ -32,6 +32,7 @@ from citygrid.cases.models import (
     CaseState,
     CaseTransition,
     CategoryOverride,
+    CategoryOverrideChange,
 )
 
 GRID_CODE_LENGTH = 15
@@ -140,11 +141,13 @@ def list_cases(
     code_prefix: str | None,
     department: str | None,
     overdue_at: datetime | None,
+    not_overdue_at: datetime | None = None,
     limit: int,
     offset: int,
 ) -> list[Case]:
     """Cases in scope matching the filters, newest first (``overdue_at``: only cases whose
-    deadline had passed then, still with the department)."""
+    deadline had passed then, still with the department; ``not_overdue_at``: only the
+    others)."""
     statement = select(Case).where(scope_condition(scopes))
     if state is not None:
         statement = statement.where(Case.state == state)
@@ -154,6 +157,15 @@ def list_cases(
         statement = statement.where(Case.department == department)
     if overdue_at is not None:
         statement = statement.where(Case.state.in_(DEADLINE_STATES), Case.deadline_at < overdue_at)
+    if not_overdue_at is not None:
+        # The complement in SQL, so that a page is full and next_offset is right.
+        statement = statement.where(
+            or_(
+                Case.state.not_in(DEADLINE_STATES),
+                Case.deadline_at.is_(None),
+                Case.deadline_at >= not_overdue_at,
+            )
+        )
     statement = statement.order_by(Case.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(statement))
 
@@ -248,18 +260,33 @@ def transitions_of(session: Session, case_id: int) -> list[CaseTransition]:
 
 
 _OVERRIDES = cast(Table, CategoryOverride.__table__)
-_OVERRIDE_DEPARTMENT = select(_OVERRIDES.c.department).where(
-    _OVERRIDES.c.district_code == bindparam("district_code"),
+_OVERRIDES_OF = select(_OVERRIDES).where(
     _OVERRIDES.c.category == bindparam("category"),
+    _OVERRIDES.c.district_code.in_(bindparam("codes", expanding=True)),
 )
 
 
-def override_department(session: Session, *, district_code: str, category: str) -> str | None:
-    """A district's department for a category, if it has overridden the catalogue."""
-    department = session.execute(
-        _OVERRIDE_DEPARTMENT, {"district_code": district_code, "category": category}
-    ).scalar_one_or_none()
-    return None if department is None else str(department)
+def overrides_for(session: Session, *, category: str, codes: Sequence[str]) -> list[Any]:
+    """The override rows of a category under any of the territorial codes (Core rows: the
+    intake and dispatch paths read them)."""
+    return list(session.execute(_OVERRIDES_OF, {"category": category, "codes": list(codes)}))
+
+
+def overrides_under(session: Session, codes: Sequence[str]) -> list[CategoryOverride]:
+    """Every override of the given territorial codes (the city's and a district's)."""
+    statement = select(CategoryOverride).where(CategoryOverride.district_code.in_(list(codes)))
+    return list(session.scalars(statement.order_by(CategoryOverride.category)))
+
+
+def override_changes(session: Session, *, category: str, limit: int) -> list[Any]:
+    """The latest changes of a category's overrides, newest first."""
+    statement = (
+        select(CategoryOverrideChange)
+        .where(CategoryOverrideChange.category == category)
+        .order_by(CategoryOverrideChange.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
 
 
 def override_row(session: Session, *, district_code: str, category: str) -> CategoryOverride | None:

@@ -220,20 +220,56 @@ class CategoryList(BaseModel):
     items: list[CategoryRead]
 
 
-class CategoryOverrideSet(_Shape):
-    """Send a category to another department in one district."""
+CRITERION_MAX = 1000
+DurationText = Annotated[str, Field(min_length=2, max_length=8, examples=["4h", "2d"])]
+CriterionText = Annotated[str, Field(min_length=1, max_length=CRITERION_MAX)]
 
-    district_code: Annotated[str, Field(min_length=6, max_length=6)]
+
+class OverrideFields(_Shape):
+    """What an administrator may change in a minor class; a field left out keeps the value
+    of the city's override, else of ``catalogue.toml``. Deadlines are ``"<n>h"`` working
+    hours or ``"<n>d"`` working days, per priority."""
+
+    department: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    deadlines: (
+        Annotated[
+            dict[Annotated[str, Field(max_length=16)], DurationText],
+            Field(description="By priority: urgent, high, normal", max_length=3),
+        ]
+        | None
+    ) = None
+    register_zh: CriterionText | None = None
+    register_en: CriterionText | None = None
+    close_zh: CriterionText | None = None
+    close_en: CriterionText | None = None
+
+
+class CatalogueOverrideSet(OverrideFields):
+    """Override a minor class for a district, or for the whole city (the city's code)."""
+
+    district_code: Annotated[
+        str,
+        Field(min_length=6, max_length=6, description="A district's code, or the city's code"),
+    ]
+
+
+class CategoryOverrideSet(CatalogueOverrideSet):
+    """Override a category in one district, or in the whole city (the category in the body)."""
+
     category: Annotated[str, Field(min_length=1, max_length=5)]
-    department: Annotated[str, Field(min_length=1, max_length=40)]
 
 
 class CategoryOverrideRead(BaseModel):
-    """A district's department for a category."""
+    """An override of a category for a district or the city, with who changed it last."""
 
     district_code: str
     category: str
-    department: str
+    department: str | None
+    deadlines: dict[Priority, str]
+    register_zh: str | None
+    register_en: str | None
+    close_zh: str | None
+    close_en: str | None
     updated_by: str
     updated_at: datetime
 
@@ -242,3 +278,63 @@ class CategoryOverrideList(BaseModel):
     """Every override, by district then category."""
 
     items: list[CategoryOverrideRead]
+
+
+class CategoryOverrideChangeRead(BaseModel):
+    """One change of an override: set (with the values it had afterwards) or removed."""
+
+    district_code: str
+    category: str
+    change: Literal["set", "remove"]
+    department: str | None
+    deadlines: dict[Priority, str]
+    register_zh: str | None
+    register_en: str | None
+    close_zh: str | None
+    close_en: str | None
+    changed_by: str
+    changed_at: datetime
+
+
+class CategoryOverrideHistory(BaseModel):
+    """A category's override changes, newest first."""
+
+    items: list[CategoryOverrideChangeRead]
+
+
+class CatalogueClassRead(BaseModel):
+    """A minor class as it applies in a territory: the file's values with the city's and
+    the district's overrides laid over them; ``overridden`` names the fields that differ
+    from the file."""
+
+    code: str
+    kind: CaseKind
+    major_code: str
+    minor_code: str
+    name: str
+    name_zh: str
+    name_en: str
+    department: str
+    deadlines: dict[Priority, DeadlineRead]
+    register_zh: str
+    register_en: str
+    close_zh: str
+    close_en: str
+    overridden: list[str]
+
+
+class CatalogueMajorRead(BaseModel):
+    """A major class and its minor classes."""
+
+    kind: CaseKind
+    major_code: str
+    name: str
+    classes: list[CatalogueClassRead]
+
+
+class CatalogueRead(BaseModel):
+    """The catalogue as it applies in a territory (the city's code, or a district's)."""
+
+    version: int
+    district_code: str | None
+    majors: list[CatalogueMajorRead]

@@ -21,14 +21,15 @@ Checks, in this order, and nothing changes when one fails:
    officer acts only on cases of their own department) - otherwise 403 ``forbidden``;
 4. the action's own fields (department, result, score, reason, note) - otherwise 422.
 
-Deadlines: the clock starts at dispatch; the category's deadline for the case's priority is
-added in working time (``citygrid.cases.calendar``). A rework keeps the deadline: the
-department had its time. A case is overdue while it is dispatched or handling past its
-deadline; ``escalate_overdue`` records one escalation per case.
+Deadlines: the clock starts at dispatch; the category's deadline for the case's priority
+(overrides included) is added in working time (``citygrid.cases.calendar``). A rework
+keeps the deadline: the department had its time. A case is overdue while it is dispatched
+or handling past its deadline; ``escalate_overdue`` records one escalation per case.
 
-Routing: the catalogue names a department for each category; a district may override it
-(``category_overrides``, edited by administrators). Dispatch sends the case to the routed
-department unless the dispatcher names another.
+Routing: the catalogue names a department for each category; administrators may override
+it, the deadlines and the criteria for the city or a district (``category_overrides``, see
+``citygrid.cases.catalogue_admin``). Dispatch sends the case to the routed department
+unless the dispatcher names another, with the deadline of the class as it applies then.
 
 Every creation and transition writes a ``case_transitions`` row and a typed event
 (``citygrid.cases.events``) in the same transaction. Services only flush.
@@ -48,7 +49,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from citygrid.access.models import Role
-from citygrid.cases import repository
+from citygrid.cases import catalogue_admin, repository
+from citygrid.cases.calendar import working_time_between
 from citygrid.cases.catalogue import Catalogue, Category, load_catalogue
 from citygrid.cases.events import CaseChanged, CaseCreated, emit
 from citygrid.cases.models import (
@@ -81,7 +83,6 @@ from citygrid.kit.models import utcnow
 from citygrid.registry.schemas import DEPARTMENT_SLUGS
 from citygrid.territory import service as territory
 from citygrid.territory.locator import Locator
-from citygrid.territory.models import Level
 
 SYSTEM_ROLE = "system"
 #: A resident on the public report page (no account, no scope).
@@ -293,12 +294,18 @@ def _check_department(department: str, field: str = "department") -> str:
 
 
 def route_department(session: Session, *, category: Category, district_code: str) -> str:
-    """The department responsible for a category in a district (its override, else the
-    catalogue's)."""
-    override = repository.override_department(
-        session, district_code=district_code, category=category.code
-    )
-    return override or category.department
+    """The department responsible for a category in a district (the district's override,
+    else the city's, else the catalogue's)."""
+    return catalogue_admin.effective_category(
+        session, category=category, district_code=district_code
+    ).department
+
+
+def handling_hours(dispatched_at: datetime | None, handled_at: datetime) -> float | None:
+    """Working hours from dispatch to feedback (None without a dispatch)."""
+    if dispatched_at is None:
+        return None
+    return max(0.0, working_time_between(dispatched_at, handled_at).total_seconds() / 3600)
 
 
 def is_overdue(case: Case, now: datetime) -> bool:
@@ -460,6 +467,8 @@ _UNSET_AT_INTAKE = (
     "closed_at",
     "evaluated_at",
     "escalated_at",
+    "handling_hours",
+    "closed_on_time",
 )
 
 
@@ -547,7 +556,7 @@ def _apply(
     elif action is Action.REJECT:
         data.update(_reject(session, actor, case, request, moment))
     elif action is Action.DISPATCH:
-        data.update(_dispatch(case, request, moment))
+        data.update(_dispatch(session, case, request, moment))
     elif action is Action.RETURN:
         data["department"] = case.department
         case.dispatched_at = None
@@ -556,6 +565,7 @@ def _apply(
         case.accepted_at = moment
     elif action is Action.FEEDBACK:
         case.handled_at = moment
+        case.handling_hours = handling_hours(case.dispatched_at, moment)
     elif action is Action.VERIFY:
         target = _verify(case, request, row, moment)
         data["result"] = request.result
@@ -603,9 +613,16 @@ def _reject(
     return {"reason": reason, "duplicate_of": original.ref}
 
 
-def _dispatch(case: Case, request: TransitionCreate, moment: datetime) -> dict[str, Any]:
+def _dispatch(
+    session: Session, case: Case, request: TransitionCreate, moment: datetime
+) -> dict[str, Any]:
     department = _check_department(request.department or case.department)
     category = load_catalogue().get(case.category)
+    if category is not None:
+        # The deadlines as administrators set them for the case's district now.
+        category = catalogue_admin.effective_category(
+            session, category=category, district_code=case.district_code
+        )
     if category is None:
         raise Conflict(
             _("The case's category is no longer in the catalogue; change the catalogue first."),
@@ -630,6 +647,7 @@ def _verify(case: Case, request: TransitionCreate, row: Transition, moment: date
         raise ValidationFailed.one("result", _("say pass or fail"))
     if request.result == "pass":
         case.closed_at = moment
+        case.closed_on_time = case.deadline_at is None or moment <= case.deadline_at
         return row.target
     if not request.note:
         raise ValidationFailed.one("note", _("say what is still wrong"))
@@ -941,11 +959,10 @@ def list_cases(
         code_prefix=prefix,
         department=department,
         overdue_at=moment if overdue else None,
+        not_overdue_at=moment if overdue is False else None,
         limit=limit + 1,
         offset=offset,
     )
-    if overdue is False:
-        rows = [row for row in rows if not is_overdue(row, moment)]
     page = rows[:limit]
     refs = repository.refs_by_ids(
         session, [row.duplicate_of for row in page if row.duplicate_of is not None]
@@ -990,55 +1007,25 @@ def catalogue_read() -> CategoryList:
 # ============================================================================ overrides
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role not in (Role.ADMIN.value, SYSTEM_ROLE):
-        raise Forbidden(_("Only administrators may change the catalogue's routing."))
-
-
 def list_category_overrides(session: Session, actor: Actor) -> list[CategoryOverride]:
-    """Every district override of the catalogue's departments."""
-    return repository.overrides(session)
+    """Every override of the catalogue, city-wide and per district (administrators)."""
+    return catalogue_admin.list_overrides(session, actor)
 
 
 def set_category_override(
     session: Session, actor: Actor, *, data: CategoryOverrideSet
 ) -> CategoryOverride:
-    """Send a category to another department in one district (administrators only)."""
-    _require_admin(actor)
-    category = _category_or_422(data.category)
-    department = _check_department(data.department)
-    district_code = data.district_code
-    unit = None
-    if district_code.isascii() and district_code.isdigit():
-        try:
-            unit = territory.get_unit(session, code=district_code)
-        except (NotFound, ValidationFailed):
-            unit = None
-    if unit is None or unit.level is not Level.DISTRICT:
-        raise ValidationFailed.one("district_code", _("no district has this code"))
-    row = repository.override_row(session, district_code=district_code, category=category.code)
-    if row is None:
-        row = CategoryOverride(
-            district_code=district_code,
-            category=category.code,
-            department=department,
-            updated_by=actor.name,
-        )
-        repository.add(session, row)
-    else:
-        row.department = department
-        row.updated_by = actor.name
-        row.updated_at = utcnow()
-        session.flush()
-    return row
+    """Override a category for a district or the city (administrators)."""
+    return catalogue_admin.set_override(
+        session, actor, category_code=data.category, district_code=data.district_code, data=data
+    )
 
 
 def delete_category_override(
     session: Session, actor: Actor, *, district_code: str, category: str
 ) -> None:
-    """Return a district to the catalogue's department for a category (administrators)."""
-    _require_admin(actor)
-    row = repository.override_row(session, district_code=district_code, category=category)
-    if row is None:
-        raise NotFound(_("The district has no override for this category."))
-    repository.delete_row(session, row)
+    """Return a district (or the city) to the values below it for a category
+    (administrators)."""
+    catalogue_admin.remove_override(
+        session, actor, category_code=category, district_code=district_code
+    )

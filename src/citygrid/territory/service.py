@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -659,3 +660,14 @@ def locate_point(locator: Locator, *, lon: float, lat: float) -> LocateRead:
         district=district,
         city=city,
     )
+
+
+def unit_names(session: Session, *, codes: Iterable[str]) -> dict[str, UnitRef]:
+    """The stored units among ``codes``, by code (names for tables and exports)."""
+    return {row.code: _ref(row) for row in repository.unit_refs_by_codes(session, codes)}
+
+
+def units_at(session: Session, *, levels: Iterable[Level]) -> list[UnitRef]:
+    """Every unit of the given levels, by code (a city and its districts for a picker)."""
+    refs = [_ref(row) for level in levels for row in repository.units_of_level(session, level)]
+    return sorted(refs, key=lambda ref: ref.code)
