@@ -11,11 +11,12 @@ import threading
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from citygrid.access.deps import CurrentActor
 from citygrid.cases import service
+from citygrid.cases.feed import feed_of
 from citygrid.cases.models import CaseState, CategoryOverride
 from citygrid.cases.schemas import (
     CaseCreate,
@@ -31,7 +32,10 @@ from citygrid.cases.schemas import (
     MeTooRead,
     TransitionCreate,
 )
+from citygrid.cases.stream import EventStreamResponse
 from citygrid.kit.db import SQLITE_BEGIN
+from citygrid.kit.errors import ValidationFailed
+from citygrid.kit.i18n import _
 from citygrid.kit.web import SessionDep
 from citygrid.territory.api import LocatorDep
 
@@ -116,6 +120,56 @@ def delete_category_override(
     """Return a district to the catalogue's department for a category (administrators)."""
     service.delete_category_override(session, actor, district_code=district_code, category=category)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- live feed
+
+# The largest id an SQL BIGINT holds.
+_EVENT_ID_MAX = 2**63 - 1
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > _EVENT_ID_MAX:
+        raise ValidationFailed.one("Last-Event-ID", _("must be the id of an event of this stream"))
+    return int(text)
+
+
+@router.get(
+    "/stream",
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-sent events ``case.created`` and ``case.changed`` of the "
+            "cases in the caller's territory, each with its ``id``; comments as heartbeats",
+        }
+    },
+)
+async def stream_cases(
+    request: Request,
+    actor: CurrentActor,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this event (browsers send it when they reconnect)",
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(description="Resume after this event id (for clients that cannot set headers)"),
+    ] = None,
+) -> EventStreamResponse:
+    """New and changed cases in the caller's territory, live (server-sent events)."""
+    resume = _last_event_id(last_event_id if last_event_id is not None else after)
+    feed = feed_of(request.app)
+    subscription = await feed.subscribe(service.visible_scopes(actor), resume)
+    return EventStreamResponse(
+        feed.stream(subscription), on_close=lambda: feed.unsubscribe(subscription)
+    )
 
 
 # ---------------------------------------------------------------- cases

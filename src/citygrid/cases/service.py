@@ -259,6 +259,11 @@ def _scopes(actor: Actor) -> tuple[str, ...] | None:
     return None if actor.role == SYSTEM_ROLE else tuple(p for p in actor.scopes if p)
 
 
+def visible_scopes(actor: Actor) -> tuple[str, ...] | None:
+    """The territorial code prefixes whose cases the actor sees (None: every case)."""
+    return _scopes(actor)
+
+
 def _not_found() -> NotFound:
     return NotFound(_("No case has this id."))
 
