@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.audit.api import router as audit_api
     from citygrid.audit.pages import router as audit_pages
     from citygrid.cases.api import router as cases_api
+    from citygrid.cases.pages import router as cases_pages
     from citygrid.exchange.api import router as exchange_api
     from citygrid.registry.api import router as registry_api
     from citygrid.territory.api import router as territory_api
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(territory_api)
     app.include_router(registry_api)
     app.include_router(cases_api)
+    app.include_router(cases_pages)
     app.include_router(exchange_api)
     app.include_router(web_pages)
     app.include_router(auth_api)

@@ -373,3 +373,48 @@ def postgresql_snapshot_bounds(session: Session) -> tuple[int, int]:
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+# ----------------------------------------------------------------------------- work lists
+
+
+def open_cases(session: Session, *, scopes: Sequence[str] | None, limit: int) -> list[Case]:
+    """Open cases in scope, newest first (the command centre's map and feed)."""
+    statement = (
+        select(Case)
+        .where(scope_condition(scopes), Case.state.in_(OPEN_STATES))
+        .order_by(Case.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def department_queue(
+    session: Session, *, department: str, scopes: Sequence[str] | None, limit: int
+) -> list[Case]:
+    """A department's dispatched and handling cases in scope, the soonest deadline first."""
+    statement = (
+        select(Case)
+        .where(
+            Case.department == department,
+            Case.state.in_(DEADLINE_STATES),
+            scope_condition(scopes),
+        )
+        .order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def handled_in_grids(session: Session, *, grid_codes: Sequence[str], limit: int) -> list[Case]:
+    """Cases handled by their department and waiting for verification in these grids,
+    oldest feedback first."""
+    if not grid_codes:
+        return []
+    statement = (
+        select(Case)
+        .where(Case.grid_code.in_(list(grid_codes)), Case.state == CaseState.HANDLED)
+        .order_by(Case.handled_at, Case.id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
