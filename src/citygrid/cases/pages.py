@@ -103,7 +103,7 @@ def state_labels() -> dict[str, str]:
     """Each state's name in the current locale."""
     return {
         "reported": _("Reported"),
-        "registered": _("Registered"),
+        "registered": _("Case registered"),
         "rejected": _("Not registered"),
         "dispatched": _("Dispatched"),
         "handling": _("Being handled"),

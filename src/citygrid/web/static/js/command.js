@@ -86,10 +86,11 @@ class CommandCentre {
     if (tileUrl) {
       L.tileLayer(tileUrl, { maxZoom: 19 }).addTo(this.map);
     }
+    // The view comes first: Leaflet creates a marker's SVG path only once the map has one.
+    this.fitMap();
     for (const point of this.points.values()) {
       this.placeMarker(point);
     }
-    this.fitMap();
     this.drawStreets();
     this.mapHost.dataset.state = "ready";
   }
