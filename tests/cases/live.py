@@ -6,6 +6,8 @@ server-sent events reader that collects events in a background thread.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import queue
 import socket
@@ -17,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -164,7 +166,8 @@ class Event:
 
 @dataclass
 class EventReader:
-    """Reads a server-sent event stream in a background thread."""
+    """Reads a server-sent event stream in a background thread (http.client, so that
+    ``close`` can shut the socket down and end a blocked read at once)."""
 
     url: str
     headers: dict[str, str]
@@ -172,8 +175,7 @@ class EventReader:
     status: int | None = None
     opened: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
-    _response: httpx.Response | None = None
-    _client: httpx.Client | None = None
+    _connection: http.client.HTTPConnection | None = None
 
     def start(self) -> EventReader:
         """Connect and wait until the stream is open (its first comment arrived)."""
@@ -183,28 +185,35 @@ class EventReader:
         return self
 
     def _run(self) -> None:
+        parts = urlsplit(self.url)
         try:
-            with httpx.Client(timeout=httpx.Timeout(5, read=None)) as client:
-                self._client = client
-                with client.stream("GET", self.url, headers=self.headers) as response:
-                    self._response = response
-                    self.status = response.status_code
-                    if response.status_code != 200:
-                        response.read()
-                        self.opened.set()
-                        return
-                    self._parse(response)
-        except (httpx.HTTPError, RuntimeError, ValueError):
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+            self._connection = connection
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            connection.request("GET", path, headers=self.headers)
+            response = connection.getresponse()
+            self.status = response.status
+            if response.status != 200:
+                response.read()
+                return
+            if connection.sock is not None:
+                connection.sock.settimeout(None)
+            self._parse(response)
+        except Exception:  # noqa: S110 - closed from the test's thread: the stream just ends
             pass
         finally:
             self.opened.set()
             self.ended.set()
 
-    def _parse(self, response: httpx.Response) -> None:
+    def _parse(self, response: http.client.HTTPResponse) -> None:
         event_id: str | None = None
         name = "message"
         data: list[str] = []
-        for line in response.iter_lines():
+        while True:
+            raw = response.readline()
+            if not raw:
+                return
+            line = raw.decode().rstrip("\r\n")
             if line.startswith(":"):
                 self.opened.set()
                 continue
@@ -249,9 +258,10 @@ class EventReader:
                 return taken
 
     def close(self) -> None:
-        """Disconnect."""
-        if self._response is not None:
-            self._response.close()
-        if self._client is not None:
-            self._client.close()
-        self.ended.wait(DEADLINE)
+        """Disconnect (at once, even while the reader waits for data)."""
+        connection = self._connection
+        if connection is not None and connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        assert self.ended.wait(DEADLINE), "the reader did not stop"

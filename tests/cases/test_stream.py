@@ -5,6 +5,7 @@ the server stops, and refuses bad input."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -295,3 +296,28 @@ def test_a_gap_stays_open_while_its_transaction_may_still_commit(live_url: str) 
     assert feed._settle([12], xmin=500, xmax=505, now=0.0) is None
     assert feed._settle([12], xmin=500, xmax=530, now=1.0) is None  # xid 500 still running
     assert feed._settle([11, 12], xmin=531, xmax=531, now=2.0) == (10, 12)
+
+
+def test_more_clients_than_pooled_connections_connect_at_once(
+    live_url: str, tokens: dict[str, str]
+) -> None:
+    # A stream gives its request's connection back before it waits: 40 clients connecting
+    # together to a fresh server (whose pool holds at most 15 SQLite or 30 PostgreSQL
+    # connections) all open, and all get the next case.
+    with serve(create_app(live_settings(live_url))) as running:
+        readers = [
+            EventReader(running.url + STREAM, bearer(tokens, "dispatcher")) for _ in range(40)
+        ]
+        threads = [threading.Thread(target=reader.start, daemon=True) for reader in readers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        try:
+            assert all(reader.status == 200 for reader in readers)
+            case = file_case(running, tokens)
+            for reader in readers:
+                assert reader.next_for(case["id"]).name == "case.created"
+        finally:
+            for reader in readers:
+                reader.close()

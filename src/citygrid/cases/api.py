@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from citygrid.access.deps import CurrentActor
@@ -150,6 +151,7 @@ def _last_event_id(value: str | None) -> int | None:
 )
 async def stream_cases(
     request: Request,
+    session: SessionDep,
     actor: CurrentActor,
     last_event_id: Annotated[
         str | None,
@@ -165,6 +167,9 @@ async def stream_cases(
 ) -> EventStreamResponse:
     """New and changed cases in the caller's territory, live (server-sent events)."""
     resume = _last_event_id(last_event_id if last_event_id is not None else after)
+    # The caller is known: give the request's connection back to the pool now. A stream
+    # lasts for hours; the feed reads with connections of its own, briefly.
+    await run_in_threadpool(session.close)
     feed = feed_of(request.app)
     subscription = await feed.subscribe(service.visible_scopes(actor), resume)
     return EventStreamResponse(
