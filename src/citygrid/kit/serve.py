@@ -48,7 +48,7 @@ def serve_app(database_url: str, *, host: str, port: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(start_worker=get_settings().embedded_worker)
-    config = uvicorn.Config(
+    run(
         app,
         host=host,
         port=port,
@@ -56,4 +56,8 @@ def serve_app(database_url: str, *, host: str, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    Server(config).run()
+
+
+def run(app: Any, **options: Any) -> None:
+    """Like ``uvicorn.run``, with citygrid's ``Server`` (streams end at shutdown)."""
+    Server(uvicorn.Config(app, **options)).run()

@@ -386,7 +386,15 @@ class CommandCentre {
   }
 }
 
+const OVERDUE_CHECK_MS = 30_000;
+
 const centre = new CommandCentre();
 centre.listen();
 centre.startMap();
 centre.startStream();
+// Deadlines pass while the page is open: ring the cases that became overdue.
+window.setInterval(() => {
+  for (const point of centre.points.values()) {
+    centre.placeMarker(point);
+  }
+}, OVERDUE_CHECK_MS);
