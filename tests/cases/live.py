@@ -175,6 +175,7 @@ class EventReader:
     status: int | None = None
     opened: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
+    comments: list[str] = field(default_factory=list)
     _connection: http.client.HTTPConnection | None = None
 
     def start(self) -> EventReader:
@@ -215,6 +216,7 @@ class EventReader:
                 return
             line = raw.decode().rstrip("\r\n")
             if line.startswith(":"):
+                self.comments.append(line[1:].strip())
                 self.opened.set()
                 continue
             if not line:

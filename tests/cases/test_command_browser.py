@@ -169,3 +169,30 @@ def test_the_case_page_on_a_tablet(
     assert page.locator("form[data-action]").count() == 2  # register, reject
     page.screenshot(path=screens / "case-zh.png", full_page=True)
     watch.assert_clean()
+
+
+def test_the_department_accepts_a_case_from_its_inbox(
+    live: tuple[Running, dict[str, str]], chromium: Any, screens: Path
+) -> None:
+    running, tokens = live
+    bearer = {"Authorization": f"Bearer {tokens['dispatcher']}"}
+    ref = httpx.post(
+        f"{running.url}/api/v1/cases", json=tile_report(), headers=bearer, timeout=DEADLINE
+    ).json()["id"]
+    for action in ("register", "dispatch"):
+        httpx.post(
+            f"{running.url}/api/v1/cases/{ref}/transitions",
+            json={"action": action},
+            headers=bearer,
+            timeout=DEADLINE,
+        ).raise_for_status()
+    page, watch = _open(chromium, viewport=TABLET)
+    page.context.add_cookies([web_session_cookie(running, "housing-officer")])
+    page.goto(f"{running.url}/lang/en?next=/inbox")
+    item = page.locator(f"li.work-item[data-ref='{ref}']")
+    page.screenshot(path=screens / "inbox-en.png", full_page=True)
+    item.locator("form[data-action='accept'] button[type='submit']").click()
+    page.wait_for_url(f"{running.url}/inbox?done=accept")
+    assert page.locator(".notice--done").inner_text() == "You are handling the case now."
+    assert page.locator(f"li.work-item[data-ref='{ref}'] form[data-action='feedback']").count() == 1
+    watch.assert_clean()

@@ -321,3 +321,33 @@ def test_more_clients_than_pooled_connections_connect_at_once(
         finally:
             for reader in readers:
                 reader.close()
+
+
+def test_two_app_processes_serve_the_same_feed(live: Running, tokens: dict[str, str]) -> None:
+    # No state of the feed lives only in one process: a case filed through one server
+    # reaches a client of another one, and a client can resume on either.
+    other_app = create_app(live_settings(live.app.state.settings.database_url))
+    with serve(other_app) as other:
+        reader = subscribe(other, tokens, "dispatcher")
+        try:
+            case = file_case(live, tokens)
+            seen = reader.next_for(case["id"])
+        finally:
+            reader.close()
+        transition(live, tokens, case["id"], "register")
+        again = subscribe(live, tokens, "dispatcher", **{"Last-Event-ID": seen.id or ""})
+        try:
+            assert again.next_for(case["id"]).data["to_state"] == "registered"
+        finally:
+            again.close()
+
+
+def test_a_quiet_stream_sends_heartbeats(live_url: str, tokens: dict[str, str]) -> None:
+    app = create_app(live_settings(live_url))
+    feed_of(app, factory=lambda: CaseFeed(app.state.session_factory, live_url, heartbeat=0.1))
+    with serve(app) as running:
+        reader = subscribe(running, tokens, "dispatcher")
+        try:
+            wait_until(lambda: "keep-alive" in reader.comments, "a heartbeat")
+        finally:
+            reader.close()
