@@ -351,3 +351,32 @@ def test_a_quiet_stream_sends_heartbeats(live_url: str, tokens: dict[str, str]) 
             wait_until(lambda: "keep-alive" in reader.comments, "a heartbeat")
         finally:
             reader.close()
+
+
+def test_cases_filed_concurrently_all_arrive_once_in_id_order(
+    live: Running, tokens: dict[str, str]
+) -> None:
+    reader = subscribe(live, tokens, "dispatcher")
+    refs: list[str] = []
+    lock = threading.Lock()
+
+    def file_some(count: int) -> None:
+        for _ in range(count):
+            ref = file_case(live, tokens)["id"]
+            with lock:
+                refs.append(ref)
+
+    workers = [threading.Thread(target=file_some, args=(10,)) for _ in range(4)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(DEADLINE * 3)
+        assert len(refs) == 40
+        events = [reader.next() for _ in range(40)]
+        assert sorted(event.data["ref"] for event in events) == sorted(refs)
+        ids = [int(event.id or 0) for event in events]
+        assert ids == sorted(ids) and len(set(ids)) == 40
+        assert reader.drain() == []
+    finally:
+        reader.close()
