@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from citygrid.cases.evaluation_pages import router as evaluation_pages
     from citygrid.cases.intake_pages import router as cases_intake_pages
     from citygrid.cases.open311.api import router as open311_api
+    from citygrid.cases.pages import router as cases_pages
     from citygrid.exchange.api import router as exchange_api
     from citygrid.exchange.pages import router as exchange_pages
     from citygrid.exchange.webhooks.api import router as webhooks_api
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(cases_intake_pages)
     app.include_router(evaluation_pages)
     app.include_router(catalogue_pages)
+    app.include_router(cases_pages)
     app.include_router(exchange_api)
     app.include_router(webhooks_api)
     app.include_router(webhooks_pages)

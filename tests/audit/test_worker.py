@@ -136,7 +136,7 @@ def test_serve_embeds_the_worker_unless_the_setting_turns_it_off(
     monkeypatch.setenv("CITYGRID_DATABASE_URL", fresh_database_url)
     monkeypatch.setenv("CITYGRID_AUDIT_SIGNING_KEY", audit_seed)
     monkeypatch.setenv("CITYGRID_EMBEDDED_WORKER", embedded)
-    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **_options: served.append(app))
+    monkeypatch.setattr(serve, "run", lambda app, **_options: served.append(app))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()  # read while the database was migrated, before the above
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.cases import catalogue_admin, evaluation, intake, service
 from citygrid.cases.evaluation_schemas import EvaluationRead
+from citygrid.cases.feed import feed_of
 from citygrid.cases.forms import Submission, read_submission
 from citygrid.cases.models import CaseState
 from citygrid.cases.schemas import (
@@ -43,8 +45,10 @@ from citygrid.cases.schemas import (
     ReporterReveal,
     TransitionCreate,
 )
+from citygrid.cases.stream import EventStreamResponse
 from citygrid.kit.db import SQLITE_BEGIN
-from citygrid.kit.errors import CitygridError
+from citygrid.kit.errors import CitygridError, ValidationFailed
+from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 from citygrid.kit.web import SessionDep
 from citygrid.territory.api import LocatorDep
@@ -270,6 +274,60 @@ def read_evaluation(
     grouping = evaluation.parse_group_by(group_by)
     period = evaluation.parse_period(date_from, date_to, now=utcnow())
     return evaluation.evaluate(session, actor, group_by=grouping, period=period)
+
+
+# ---------------------------------------------------------------- live feed
+
+# The largest id an SQL BIGINT holds.
+_EVENT_ID_MAX = 2**63 - 1
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > _EVENT_ID_MAX:
+        raise ValidationFailed.one("Last-Event-ID", _("must be the id of an event of this stream"))
+    return int(text)
+
+
+@router.get(
+    "/stream",
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-sent events ``case.created`` and ``case.changed`` of the "
+            "cases in the caller's territory, each with its ``id``; comments as heartbeats",
+        }
+    },
+)
+async def stream_cases(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this event (browsers send it when they reconnect)",
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(description="Resume after this event id (for clients that cannot set headers)"),
+    ] = None,
+) -> EventStreamResponse:
+    """New and changed cases in the caller's territory, live (server-sent events)."""
+    resume = _last_event_id(last_event_id if last_event_id is not None else after)
+    # The caller is known: give the request's connection back to the pool now. A stream
+    # lasts for hours; the feed reads with connections of its own, briefly.
+    await run_in_threadpool(session.close)
+    feed = feed_of(request.app)
+    subscription = await feed.subscribe(service.visible_scopes(actor), resume)
+    return EventStreamResponse(
+        feed.stream(subscription), on_close=lambda: feed.unsubscribe(subscription)
+    )
 
 
 # ---------------------------------------------------------------- cases

@@ -2,15 +2,17 @@
 
 Every creation emits ``CaseCreated``; every transition, "me too" and escalation emits
 ``CaseChanged``. ``emit`` is the one way they are written: the live command centre (server-sent
-events) reads ``case_events`` with a cursor on ``id`` filtered by grid-code scope, and on
-PostgreSQL the feed slice adds a ``NOTIFY`` here so listeners wake up at commit.
+events, ``citygrid.cases.feed``) reads ``case_events`` with a cursor on ``id`` filtered by
+grid-code scope; on PostgreSQL a trigger on the table (migration 0009) sends the NOTIFY that
+wakes it, in the writing transaction.
 
 Events carry no personal data (no reporter contact, no description): a listener that needs
 more reads the case through the service, scope-checked.
 
-Note for the feed: ids are assigned at insert, and on PostgreSQL transactions may commit out
-of id order; a cursor reader should re-read a short window behind its cursor (or wait for
-in-flight ids to settle) rather than assume ids become visible in order.
+Ids are assigned at insert, and on PostgreSQL transactions may commit out of id order; the
+feed holds later ids back until an earlier missing one can no longer appear. It relies on
+this: a transaction writes its case rows before it emits (so it has a transaction id before
+it takes an event id). Every caller of ``emit`` in the service does.
 """
 
 from __future__ import annotations

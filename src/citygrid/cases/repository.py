@@ -11,9 +11,11 @@ from sqlalchemy import (
     Table,
     bindparam,
     false,
+    func,
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -38,19 +40,21 @@ from citygrid.cases.models import (
 GRID_CODE_LENGTH = 15
 
 
-def _under(prefix: str) -> ColumnElement[bool]:
-    """``cases.grid_code`` starts with ``prefix``, as a range its B-tree index serves under
-    any collation (codes are digit strings)."""
-    return Case.grid_code.between(prefix, prefix.ljust(GRID_CODE_LENGTH, "9"))
+def _under(prefix: str, column: Any = None) -> ColumnElement[bool]:
+    """``grid_code`` (of cases, or the given column) starts with ``prefix``, as a range its
+    B-tree index serves under any collation (codes are digit strings)."""
+    column = Case.grid_code if column is None else column
+    return cast(ColumnElement[bool], column.between(prefix, prefix.ljust(GRID_CODE_LENGTH, "9")))
 
 
-def scope_condition(scopes: Sequence[str] | None) -> ColumnElement[bool]:
-    """Cases under any of the prefixes (None: every case; empty: none)."""
+def scope_condition(scopes: Sequence[str] | None, column: Any = None) -> ColumnElement[bool]:
+    """Rows under any of the prefixes (None: every row; empty: none), on ``cases.grid_code``
+    or the given grid-code column."""
     if scopes is None:
         return true()
     if not scopes:
         return false()
-    return or_(*(_under(prefix) for prefix in scopes))
+    return or_(*(_under(prefix, column) for prefix in scopes))
 
 
 # ----------------------------------------------------------------------------- cases
@@ -367,3 +371,104 @@ def photo_of_case(session: Session, case_id: int, sha256: str) -> CasePhoto | No
         .limit(1)
     )
     return session.scalars(statement).first()
+
+
+def max_event_id(session: Session) -> int:
+    """The highest committed event id (0 when there is none): the live feed's cheap probe."""
+    return int(session.scalar(select(func.max(CaseEventRecord.id))) or 0)
+
+
+def event_ids_after(session: Session, *, after_id: int, limit: int) -> list[int]:
+    """Ids of the events above a cursor, ascending (the feed's gap check; no payloads)."""
+    statement = (
+        select(CaseEventRecord.id)
+        .where(CaseEventRecord.id > after_id)
+        .order_by(CaseEventRecord.id)
+        .limit(limit)
+    )
+    return [int(event_id) for event_id in session.scalars(statement)]
+
+
+def event_ids_between(session: Session, *, low: int, high: int) -> list[int]:
+    """Ids of the events in ``[low, high]``, ascending."""
+    statement = (
+        select(CaseEventRecord.id)
+        .where(CaseEventRecord.id.between(low, high))
+        .order_by(CaseEventRecord.id)
+    )
+    return [int(event_id) for event_id in session.scalars(statement)]
+
+
+def events_in_range(
+    session: Session, *, after_id: int, up_to: int, scopes: Sequence[str] | None, limit: int
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(id, name, payload)`` of the events with ``after_id < id <= up_to`` under the scopes
+    (filtered in SQL on the indexed grid code), oldest first."""
+    statement = (
+        select(CaseEventRecord.id, CaseEventRecord.name, CaseEventRecord.payload)
+        .where(
+            CaseEventRecord.id > after_id,
+            CaseEventRecord.id <= up_to,
+            scope_condition(scopes, CaseEventRecord.grid_code),
+        )
+        .order_by(CaseEventRecord.id)
+        .limit(limit)
+    )
+    return [(int(row.id), str(row.name), dict(row.payload)) for row in session.execute(statement)]
+
+
+def postgresql_snapshot_bounds(session: Session) -> tuple[int, int]:
+    """``(xmin, xmax)`` of a fresh PostgreSQL snapshot: every transaction id below xmin has
+    finished; every one assigned so far is below xmax."""
+    row = session.execute(
+        text(
+            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+            "FROM pg_current_snapshot() AS s"
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+# ----------------------------------------------------------------------------- work lists
+
+
+def open_cases(session: Session, *, scopes: Sequence[str] | None, limit: int) -> list[Case]:
+    """Open cases in scope, newest first (the command centre's map and feed)."""
+    statement = (
+        select(Case)
+        .where(scope_condition(scopes), Case.state.in_(OPEN_STATES))
+        .order_by(Case.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def department_queue(
+    session: Session, *, department: str, scopes: Sequence[str] | None, limit: int
+) -> list[Case]:
+    """A department's dispatched and handling cases in scope, the soonest deadline first."""
+    statement = (
+        select(Case)
+        .where(
+            Case.department == department,
+            Case.state.in_(DEADLINE_STATES),
+            scope_condition(scopes),
+        )
+        .order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def handled_in_grids(session: Session, *, grid_codes: Sequence[str], limit: int) -> list[Case]:
+    """Cases handled by their department and waiting for verification in these grids,
+    oldest feedback first."""
+    if not grid_codes:
+        return []
+    statement = (
+        select(Case)
+        .where(Case.grid_code.in_(list(grid_codes)), Case.state == CaseState.HANDLED)
+        .order_by(Case.handled_at, Case.id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))

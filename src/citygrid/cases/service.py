@@ -240,6 +240,24 @@ def allowed_actions(state: CaseState) -> list[Action]:
     return [action for (source, action) in TRANSITIONS if source is state]
 
 
+def actions_for(actor: Actor, case: Case, *, now: datetime | None = None) -> list[Action]:
+    """The actions this actor may take on this case now (its state, the actor's role and
+    the transition's rule; escalation is the system's and never offered)."""
+    moment = _now(now)
+    if not covers(actor, case.grid_code):
+        return []
+    offered: list[Action] = []
+    for action in allowed_actions(case.state):
+        if action is Action.ESCALATE:
+            continue
+        try:
+            _check_actor(actor, case, TRANSITIONS[(case.state, action)], moment)
+        except (Forbidden, Conflict):
+            continue
+        offered.append(action)
+    return offered
+
+
 # ============================================================================ helpers
 
 
@@ -261,6 +279,11 @@ def covers(actor: Actor, grid_code: str) -> bool:
 
 def _scopes(actor: Actor) -> tuple[str, ...] | None:
     return None if actor.role == SYSTEM_ROLE else tuple(p for p in actor.scopes if p)
+
+
+def visible_scopes(actor: Actor) -> tuple[str, ...] | None:
+    """The territorial code prefixes whose cases the actor sees (None: every case)."""
+    return _scopes(actor)
 
 
 def _not_found() -> NotFound:
@@ -1002,6 +1025,40 @@ def catalogue_read() -> CategoryList:
             for item in catalogue
         ],
     )
+
+
+# ============================================================================ work lists
+
+WORK_LIST_LIMIT = 500
+
+
+def open_cases(session: Session, actor: Actor, *, limit: int = WORK_LIST_LIMIT) -> list[Case]:
+    """Open cases in the actor's territory, newest first (the command centre)."""
+    return repository.open_cases(session, scopes=_scopes(actor), limit=limit)
+
+
+def department_inbox(session: Session, actor: Actor, *, limit: int = WORK_LIST_LIMIT) -> list[Case]:
+    """The actor's department's dispatched and handling cases, soonest deadline first
+    (department officers only)."""
+    if actor.role != Role.DEPARTMENT_OFFICER.value or not actor.department:
+        raise Forbidden(_("Only department officers have an inbox."))
+    return repository.department_queue(
+        session, department=actor.department, scopes=_scopes(actor), limit=limit
+    )
+
+
+def own_grids(actor: Actor) -> list[str]:
+    """The grids a grid worker looks after (the 15-digit codes among her scopes)."""
+    return [code for code in actor.scopes if len(code) == 15 and code.isdigit()]
+
+
+def awaiting_verification(
+    session: Session, actor: Actor, *, limit: int = WORK_LIST_LIMIT
+) -> list[Case]:
+    """Handled cases in the grid worker's own grids, waiting for her check on site."""
+    if actor.role != Role.GRID_WORKER.value:
+        raise Forbidden(_("Only grid workers verify cases on site."))
+    return repository.handled_in_grids(session, grid_codes=own_grids(actor), limit=limit)
 
 
 # ============================================================================ overrides

@@ -1,0 +1,546 @@
+"""Pages of the case loop: the command centre (live map, feed, dispatch panel), the case
+page, the list of cases, the department's inbox and the grid worker's verifications.
+
+Routes stay thin: the service decides what a user may see and do. A case outside the
+user's territory is "not found"; an action not allowed in the case's state is a 409 page,
+one the user's role or department may not take a 403 page; every form carries the session's
+CSRF token (checked for every route, see ``citygrid.access.deps``). A form posts to
+``/cases/{ref}/transitions`` and comes back (303) to the page it came from, saying what was
+done.
+
+Case references are 16 URL-safe characters; the ``caseref`` path convertor matches only
+those, so ``/cases/new`` and other fixed paths under ``/cases/`` stay free for other pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
+
+from citygrid.access.deps import CurrentActor
+from citygrid.access.models import Role
+from citygrid.cases import service
+from citygrid.cases.api import WriteSessionDep
+from citygrid.cases.calendar import CHINA_STANDARD_TIME
+from citygrid.cases.catalogue import Category, load_catalogue
+from citygrid.cases.models import OPEN_STATES, Action, Case, CaseState
+from citygrid.cases.schemas import CaseDetail, CaseRead, TransitionCreate
+from citygrid.kit.actor import Actor
+from citygrid.kit.errors import Forbidden, ValidationFailed
+from citygrid.kit.i18n import _, localised
+from citygrid.kit.models import utcnow
+from citygrid.kit.web import SessionDep, render, templates
+from citygrid.registry.schemas import DEPARTMENT_SLUGS
+from citygrid.web.pages import local_path
+
+router = APIRouter(include_in_schema=False)
+
+
+class CaseRefConvertor(Convertor[str]):
+    """A case reference in a path: 16 to 24 URL-safe characters."""
+
+    regex = "[A-Za-z0-9_-]{16,24}"
+
+    def convert(self, value: str) -> str:
+        """The reference as it is."""
+        return value
+
+    def to_string(self, value: str) -> str:
+        """The reference as it is."""
+        return value
+
+
+register_url_convertor("caseref", CaseRefConvertor())
+
+
+def clock(value: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment as the city's clocks show it (China Standard Time)."""
+    return "" if value is None else value.astimezone(CHINA_STANDARD_TIME).strftime(pattern)
+
+
+templates.env.filters["clock"] = clock
+
+#: Who works in the command centre (officials watch; dispatchers and district officials act).
+COMMAND_ROLES = frozenset(
+    {
+        Role.DISPATCHER.value,
+        Role.DISTRICT_OFFICIAL.value,
+        Role.STREET_OFFICIAL.value,
+        Role.COMMUNITY_OFFICIAL.value,
+        Role.CITY_OFFICIAL.value,
+    }
+)
+#: Cases in the command centre's feed before live events add more.
+FEED_SIZE = 30
+#: Cases per page of the list.
+PAGE_SIZE = 50
+
+#: The order in which a page offers the actions.
+ACTION_ORDER = (
+    Action.REGISTER,
+    Action.REJECT,
+    Action.DISPATCH,
+    Action.ACCEPT,
+    Action.RETURN,
+    Action.FEEDBACK,
+    Action.VERIFY,
+    Action.EVALUATE,
+)
+
+
+# ============================================================================ labels
+
+
+def state_labels() -> dict[str, str]:
+    """Each state's name in the current locale."""
+    return {
+        "reported": _("Reported"),
+        "registered": _("Case registered"),
+        "rejected": _("Not registered"),
+        "dispatched": _("Dispatched"),
+        "handling": _("Being handled"),
+        "handled": _("Handled"),
+        "closed": _("Closed"),
+        "evaluated": _("Evaluated"),
+    }
+
+
+def action_labels() -> dict[str, str]:
+    """Each action's name (as a step of the history and as a button)."""
+    return {
+        "report": _("Reported"),
+        "register": _("Register"),
+        "reject": _("Reject"),
+        "dispatch": _("Dispatch"),
+        "return": _("Return to the command centre"),
+        "accept": _("Start handling"),
+        "feedback": _("Report as handled"),
+        "verify": _("Verify on site"),
+        "evaluate": _("Evaluate"),
+        "escalate": _("Escalated as overdue"),
+        "me_too": _("Someone else reported it too"),
+    }
+
+
+def done_labels() -> dict[str, str]:
+    """What the page says after an action was taken."""
+    return {
+        "register": _("The case is registered."),
+        "reject": _("The report was rejected."),
+        "dispatch": _("The case was dispatched."),
+        "return": _("The case went back to the command centre."),
+        "accept": _("You are handling the case now."),
+        "feedback": _("The case is reported as handled; the grid worker will verify it."),
+        "verify": _("Your verification is recorded."),
+        "evaluate": _("The evaluation is recorded."),
+    }
+
+
+def priority_labels() -> dict[str, str]:
+    """Each priority's name."""
+    return {"urgent": _("Urgent"), "high": _("High"), "normal": _("Normal")}
+
+
+def source_labels() -> dict[str, str]:
+    """Where a report came from."""
+    return {
+        "grid_worker": _("Grid worker"),
+        "hotline": _("Hotline"),
+        "citizen": _("Citizen"),
+        "open311": _("Open311 client"),
+    }
+
+
+def department_labels() -> dict[str, str]:
+    """Each department's name."""
+    labels = {
+        "public-security": _("Public Security Bureau"),
+        "family-planning": _("Health and Family Planning"),
+        "civil-affairs": _("Civil Affairs Bureau"),
+        "social-security": _("Human Resources and Social Security"),
+        "rental-housing": _("Rental Housing Office"),
+        "housing-construction": _("Housing and Construction"),
+        "water-affairs": _("Water Affairs Bureau"),
+        "market-regulation": _("Market Regulation"),
+        "urban-management": _("Urban Management"),
+        "landscaping": _("Landscaping and Forestry"),
+        "power-supply": _("Power Supply"),
+        "transport": _("Transport Bureau"),
+    }
+    return {slug: labels.get(slug, slug) for slug in sorted(DEPARTMENT_SLUGS)}
+
+
+def reason_labels() -> dict[str, str]:
+    """Why a report was not registered."""
+    return {
+        "not_meeting_criterion": _("Does not meet the registration criterion"),
+        "duplicate": _("Duplicate of another case"),
+    }
+
+
+def _labels() -> dict[str, Any]:
+    return {
+        "state_labels": state_labels(),
+        "action_labels": action_labels(),
+        "priority_labels": priority_labels(),
+        "source_labels": source_labels(),
+        "department_labels": department_labels(),
+        "reason_labels": reason_labels(),
+    }
+
+
+def category_name(code: str) -> str:
+    """A category's name in the current locale (its code if it left the catalogue)."""
+    category = load_catalogue().get(code)
+    return localised(category.name_zh, category.name_en) if category else code
+
+
+# ============================================================================ helpers
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case as a page shows it: the API shape, its category and what the user may do."""
+
+    case: CaseRead | CaseDetail
+    category: Category | None
+    actions: list[str]
+
+    @property
+    def ref(self) -> str:
+        """The case's opaque reference."""
+        return self.case.id
+
+
+def _view(session: Session, actor: Actor, case: Case, now: datetime, *, detail: bool) -> CaseView:
+    shape: CaseRead | CaseDetail = (
+        service.detail_of(session, case, now=now)
+        if detail
+        else service.case_read(session, case, now=now)
+    )
+    allowed = set(service.actions_for(actor, case, now=now))
+    return CaseView(
+        case=shape,
+        category=load_catalogue().get(case.category),
+        actions=[action.value for action in ACTION_ORDER if action in allowed],
+    )
+
+
+def _require_command_centre(actor: Actor) -> None:
+    if actor.role not in COMMAND_ROLES:
+        raise Forbidden(_("The command centre is for dispatchers and officials."))
+
+
+def _with_done(target: str, action: str) -> str:
+    parts = urlsplit(target)
+    query = "&".join(
+        piece for piece in parts.query.split("&") if piece and not piece.startswith("done=")
+    )
+    query = f"{query}&{urlencode({'done': action})}" if query else urlencode({"done": action})
+    return f"{parts.path}?{query}{'#' + parts.fragment if parts.fragment else ''}"
+
+
+def _done_message(done: str | None) -> str | None:
+    return done_labels().get(done) if done else None
+
+
+def map_point(view: CaseView) -> dict[str, Any]:
+    """What the command centre's map needs of a case (no description, no personal data)."""
+    case = view.case
+    return {
+        "ref": case.id,
+        "lat": case.lat,
+        "lon": case.lon,
+        "state": case.state.value,
+        "overdue": case.overdue,
+        "category": case.category,
+        "priority": case.priority.value,
+        "grid_code": case.grid_code,
+        "reported_at": case.reported_at.isoformat(),
+        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
+        "department": case.department,
+    }
+
+
+def _panel_context(session: Session, actor: Actor, case_ref: str, now: datetime) -> dict[str, Any]:
+    case = service.get_case(session, actor, case_ref=case_ref)
+    view = _view(session, actor, case, now, detail=False)
+    duplicates = []
+    if Action.REJECT.value in view.actions:
+        duplicates = [
+            (service.case_read(session, item.case, now=now), round(item.distance_m))
+            for item in service.suggest_duplicates(session, actor, case_ref=case_ref)
+        ]
+    return {"selected": view, "duplicates": duplicates}
+
+
+def _command_labels() -> dict[str, Any]:
+    """The command centre script's words (it has no catalogue of its own)."""
+    return {
+        "states": state_labels(),
+        "priorities": priority_labels(),
+        "departments": department_labels(),
+        "categories": {
+            item.code: localised(item.name_zh, item.name_en) for item in load_catalogue()
+        },
+        "overdue": _("Overdue"),
+        "new": _("New"),
+        "changed": _("Changed"),
+        "open": _("Open in the panel"),
+        "page": _("Case page"),
+        "live": _("Live: new cases appear here as they are reported."),
+        "reconnecting": _("Connection lost; reconnecting…"),
+        "loading": _("Loading…"),
+        "failed": _("The case could not be loaded."),
+    }
+
+
+# ============================================================================ command centre
+
+
+@router.get("/command", response_class=HTMLResponse)
+def command_centre(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    case: Annotated[str | None, Query(max_length=24)] = None,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The command centre: live map and feed of open cases, the queue and the dispatch
+    panel of the case chosen (``?case=REF``)."""
+    _require_command_centre(actor)
+    now = utcnow()
+    views = [
+        _view(session, actor, row, now, detail=False) for row in service.open_cases(session, actor)
+    ]
+    queue = sorted(
+        (view for view in views if view.case.state in (CaseState.REPORTED, CaseState.REGISTERED)),
+        key=lambda view: view.case.reported_at,
+    )
+    context: dict[str, Any] = {"selected": None, "duplicates": []}
+    if case:
+        context = _panel_context(session, actor, case, now)
+    district = next((scope[:6] for scope in actor.scopes if len(scope) >= 6), "")
+    return render(
+        request,
+        "cases/command.html",
+        **_labels(),
+        **context,
+        feed=views[:FEED_SIZE],
+        queue=queue,
+        points=[map_point(view) for view in views],
+        overdue_count=sum(1 for view in views if view.case.overdue),
+        district_code=district,
+        command_labels=_command_labels(),
+        tile_url=request.app.state.settings.map_tile_url,
+        done_message=_done_message(done),
+        category_name=category_name,
+    )
+
+
+@router.get("/command/panel/{case_ref:caseref}", response_class=HTMLResponse)
+def command_panel(
+    request: Request, session: SessionDep, actor: CurrentActor, case_ref: str
+) -> Response:
+    """The dispatch panel of one case, alone (the command centre's script loads it)."""
+    _require_command_centre(actor)
+    context = _panel_context(session, actor, case_ref, utcnow())
+    return render(
+        request,
+        "cases/_panel.html",
+        **_labels(),
+        **context,
+        category_name=category_name,
+    )
+
+
+# ============================================================================ lists
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def case_list(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    state: Annotated[str | None, Query(max_length=20)] = None,
+    overdue: Annotated[str | None, Query(max_length=5)] = None,
+    grid: Annotated[str | None, Query(max_length=15)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Cases in the user's territory, newest first, filtered by state, overdue and
+    territorial code."""
+    chosen_state: CaseState | None = None
+    if state:
+        try:
+            chosen_state = CaseState(state)
+        except ValueError:
+            raise ValidationFailed.one("state", _("not a state of the case loop")) from None
+    if overdue not in (None, "", "yes", "no"):
+        raise ValidationFailed.one("overdue", _("say yes or no"))
+    now = utcnow()
+    page = service.list_cases(
+        session,
+        actor,
+        state=chosen_state,
+        grid=grid or None,
+        overdue={"yes": True, "no": False}.get(overdue or ""),
+        limit=PAGE_SIZE,
+        offset=offset,
+        now=now,
+    )
+    filters = {"state": state or "", "overdue": overdue or "", "grid": grid or ""}
+    query = {key: value for key, value in filters.items() if value}
+    return render(
+        request,
+        "cases/list.html",
+        **_labels(),
+        cases=page.items,
+        filters=filters,
+        next_url=f"/cases?{urlencode({**query, 'offset': page.next_offset})}"
+        if page.next_offset is not None
+        else None,
+        previous_url=f"/cases?{urlencode({**query, 'offset': max(0, offset - PAGE_SIZE)})}"
+        if offset > 0
+        else None,
+        category_name=category_name,
+    )
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+def inbox(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The department's dispatched and handling cases, soonest deadline first."""
+    now = utcnow()
+    views = [
+        _view(session, actor, row, now, detail=False)
+        for row in service.department_inbox(session, actor)
+    ]
+    return render(
+        request,
+        "cases/inbox.html",
+        **_labels(),
+        views=views,
+        department=actor.department,
+        overdue_count=sum(1 for view in views if view.case.overdue),
+        done_message=_done_message(done),
+        category_name=category_name,
+    )
+
+
+@router.get("/my/verifications", response_class=HTMLResponse)
+def verifications(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The grid worker's handled cases waiting for her check on site."""
+    now = utcnow()
+    views = [
+        _view(session, actor, row, now, detail=False)
+        for row in service.awaiting_verification(session, actor)
+    ]
+    return render(
+        request,
+        "cases/verifications.html",
+        **_labels(),
+        views=views,
+        grids=service.own_grids(actor),
+        done_message=_done_message(done),
+        category_name=category_name,
+    )
+
+
+# ============================================================================ the case page
+
+
+@router.get("/cases/{case_ref:caseref}", response_class=HTMLResponse)
+def case_page(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    case_ref: str,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """One case: details, category and criteria, place, deadline, history, photos, and the
+    forms of the actions this user may take now."""
+    now = utcnow()
+    case = service.get_case(session, actor, case_ref=case_ref)
+    view = _view(session, actor, case, now, detail=True)
+    return render(
+        request,
+        "cases/case.html",
+        **_labels(),
+        view=view,
+        detail=view.case,
+        is_open=case.state in OPEN_STATES,
+        done_message=_done_message(done),
+        category_name=category_name,
+        tile_url=request.app.state.settings.map_tile_url,
+    )
+
+
+def _optional(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+@router.post("/cases/{case_ref:caseref}/transitions", response_class=HTMLResponse)
+def post_transition(
+    session: WriteSessionDep,
+    actor: CurrentActor,
+    case_ref: str,
+    action: Annotated[str, Form(max_length=20)],
+    note: Annotated[str | None, Form()] = None,
+    department: Annotated[str | None, Form(max_length=40)] = None,
+    priority: Annotated[str | None, Form(max_length=10)] = None,
+    result: Annotated[str | None, Form(max_length=10)] = None,
+    score: Annotated[str | None, Form(max_length=3)] = None,
+    reason: Annotated[str | None, Form(max_length=30)] = None,
+    duplicate_of: Annotated[str | None, Form(max_length=24)] = None,
+    next_page: Annotated[str | None, Form(alias="next", max_length=300)] = None,
+) -> Response:
+    """Take a step of the loop from a page's form, then go back to the page."""
+    fields = {
+        "action": action,
+        "note": _optional(note),
+        "department": _optional(department),
+        "priority": _optional(priority),
+        "result": _optional(result),
+        "score": _optional(score),
+        "reason": _optional(reason),
+        "duplicate_of": _optional(duplicate_of),
+    }
+    try:
+        request = TransitionCreate.model_validate(
+            {key: value for key, value in fields.items() if value is not None}
+        )
+    except ValidationError as error:
+        details = [
+            {
+                "field": ".".join(str(part) for part in item["loc"]) or "form",
+                "reason": item["msg"],
+            }
+            for item in error.errors()
+        ]
+        message = "; ".join(f"{item['field']}: {item['reason']}" for item in details)
+        raise ValidationFailed(message, details=details) from None
+    service.apply_transition(session, actor, case_ref=case_ref, request=request)
+    target = local_path(next_page) if next_page else f"/cases/{case_ref}"
+    if target == "/":
+        target = f"/cases/{case_ref}"
+    return RedirectResponse(_with_done(target, request.action.value), status_code=303)
