@@ -16,6 +16,7 @@ from citygrid.kit.settings import Settings
 from tests.access.auth_factories import (
     ADMIN,
     PASSWORD,
+    SEED_GRID,
     current_code,
     fast_settings,
     make_account,
@@ -361,3 +362,24 @@ def test_token_claims_round_trip() -> None:
     assert (claims.kind, claims.subject_id) == ("client", 7)
     assert read_token("k", token, now=claims.expires_at) is None
     assert read_token("other", token) is None
+
+
+def test_a_city_wide_client_sees_the_districts_of_its_city(
+    city: Session, settings: Settings, client: TestClient
+) -> None:
+    # A city's code (440100) is not the start of its grids' codes (440104...): the scope
+    # must still cover them.
+    secret = make_client(city, settings, "city-ps", scopes=("440100",)).secret
+    token = token_for(
+        client, grant_type="client_credentials", client_id="city-ps", client_secret=secret
+    ).json()["access_token"]
+
+    response = client.get(
+        f"/api/v1/grids/{SEED_GRID}/persons",
+        params={"purpose": "public-security-duty"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    # Out of scope would be 404.
+    assert response.status_code == 200, response.text
+    assert me(client, token)[1]["scopes"] == ["4401"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -50,6 +51,7 @@ from citygrid.kit.errors import CitygridError, Forbidden
 from citygrid.kit.i18n import _
 from citygrid.kit.settings import Settings
 from citygrid.kit.web import SessionDep, templates, wants_html
+from citygrid.territory.geojson import city_prefix
 
 logger = logging.getLogger("citygrid.access")
 
@@ -121,10 +123,20 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def _actor(request: Request, settings: Settings, **fields: Any) -> Actor:
+def _grid_prefix(scope: str) -> str:
+    """The prefix of every grid code under a scope: a city's own code (440100) is not the
+    start of its districts' codes (440104...), its first four digits are. District codes
+    never end in 00 (GB/T 2260), so only a city's code changes."""
+    if len(scope) == 6 and scope.isdigit() and scope.endswith("00"):
+        return city_prefix(scope)
+    return scope
+
+
+def _actor(request: Request, settings: Settings, *, scopes: Iterable[str], **fields: Any) -> Actor:
     return Actor(
         request_id=getattr(request.state, "request_id", None),
         client_address=client_address(request, settings),
+        scopes=tuple(_grid_prefix(scope) for scope in scopes),
         **fields,
     )
 
