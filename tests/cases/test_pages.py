@@ -9,16 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from citygrid.cases.models import Case, CaseState
-from citygrid.cases.schemas import CaseDetail
 from citygrid.kit.actor import Actor
 from citygrid.kit.models import utcnow
+from citygrid.kit.settings import Settings
 from citygrid.territory.locator import Locator
 from tests.cases.conftest import (
     ADMIN,
@@ -29,7 +31,8 @@ from tests.cases.conftest import (
     URBAN,
     ZHANG,
 )
-from tests.cases.helpers import count_transitions, file_case, step
+from tests.cases.helpers import count_transitions, file_case, step, tile_report
+from tests.cases.photo_factories import png_image
 from tests.fixtures_territory import STREET_CODES
 
 ActAs = Callable[[Actor], None]
@@ -285,26 +288,36 @@ def test_the_case_page_offers_only_this_users_actions(
     assert forms_on(browser.get(f"/cases/{tile.ref}").text) == []
 
 
-def test_the_case_page_shows_photos_when_the_detail_has_them(
-    browser: TestClient, act_as: ActAs, tile: Case, monkeypatch: pytest.MonkeyPatch
+def test_the_case_page_shows_the_reporters_photos(
+    app: FastAPI,
+    settings: Settings,
+    browser: TestClient,
+    act_as: ActAs,
+    city: Session,
+    tmp_path: Path,
 ) -> None:
-    from citygrid.cases import pages
-
-    original = pages.service.detail_of
-
-    class WithPhotos(CaseDetail):
-        photos: list[dict[str, str]]
-
-    def detail_with_photos(session: Session, case: Case, **kw: Any) -> CaseDetail:
-        base = original(session, case, **kw)
-        photos = [{"url": "/photos/a.jpg", "thumbnail_url": "/photos/a-thumb.jpg"}]
-        return WithPhotos(**base.model_dump(), photos=photos)
-
-    monkeypatch.setattr(pages.service, "detail_of", detail_with_photos)
+    app.state.settings = settings.model_copy(update={"media_dir": tmp_path / "media"})
+    act_as(ZHANG)
+    report = {key: str(value) for key, value in tile_report().items()}
+    filed = browser.post(
+        "/api/v1/cases",
+        data=report,
+        files=[("photos", ("IMG_0001.jpg", png_image(), "image/png"))],
+        headers={"Accept": "application/json"},
+    )
+    assert filed.status_code == 201, filed.text
+    ref = filed.json()["id"]
     act_as(DISPATCHER)
-    page = browser.get(f"/cases/{tile.ref}")
-    assert '<img src="/photos/a-thumb.jpg"' in page.text
-    assert 'href="/photos/a.jpg"' in page.text
+    [photo] = browser.get(f"/api/v1/cases/{ref}", headers={"Accept": "application/json"}).json()[
+        "photos"
+    ]
+
+    page = browser.get(f"/cases/{ref}")
+
+    assert page.status_code == 200
+    assert f'src="{photo["thumbnail_url"]}"' in page.text
+    assert f'href="{photo["url"]}"' in page.text
+    assert browser.get(photo["thumbnail_url"]).headers["content-type"].startswith("image/")
 
 
 def test_another_department_acting_from_the_case_page_is_a_403_page(
