@@ -215,9 +215,10 @@ def import_file(
     ] = False,
     db: DbOption = None,
 ) -> None:
-    """Import a department's CSV or XLSX file into a dataset it owns, streaming, in batches
-    each committed with a checkpoint: killed and run again, it continues where it stopped.
-    Exit status 0: every row applied; 2: rows rejected (listed in the error report; in
+    """Import a department's CSV or XLSX file into a dataset it owns.
+
+    Streaming, in batches each committed with a checkpoint: killed and run again, it
+    continues where it stopped. Exit status 0: every row applied; 2: rows rejected (listed in the error report; in
     valid_rows mode the others were applied, in all_or_nothing mode nothing was); 1: error."""
     from citygrid.exchange.importing import ImportRequest, run_import
     from citygrid.exchange.schemas import PublishMode
