@@ -154,6 +154,8 @@ def test_the_grid_worker_files_the_tile_with_a_photo_and_a_tap_on_the_map(
     assert page.is_visible("[data-intake-locate]")
     page.set_input_files("#photos", str(photo))
     page.wait_for_selector("[data-intake-previews] img", timeout=DEADLINE_SECONDS * 1000)
+    # Tap the middle of the map, as she would once it is on her screen.
+    page.locator(".intake__map").scroll_into_view_if_needed()
     box = page.locator(".intake__map").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_function(

@@ -294,6 +294,7 @@ def _last_event_id(value: str | None) -> int | None:
 @router.get(
     "/stream",
     response_class=EventStreamResponse,
+    status_code=status.HTTP_200_OK,
     responses={
         200: {
             "content": {"text/event-stream": {}},
