@@ -18,6 +18,8 @@ from citygrid.exchange.schemas import (
     MAX_BATCH,
     CatalogueRead,
     EventAnswer,
+    EventBatch,
+    EventBatchAnswer,
     PublishReport,
     RecordsPublish,
     TaskRead,
@@ -68,6 +70,42 @@ def publish_event(
     outcome = service.publish_event(session, actor, data=event)
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+@router.post(
+    "/events/batch",
+    response_model=EventBatchAnswer,
+    responses={
+        422: {
+            "description": "Not a list of 1 to 1,000 events (the events themselves are "
+            "answered one by one)"
+        },
+    },
+)
+def publish_events(session: SessionDep, actor: CurrentActor, batch: EventBatch) -> JSONResponse:
+    """Publish up to 1,000 life events in one request and one transaction. Each event is
+    published as by ``POST /events`` (same rules, same answer, idempotent per
+    ``source_event_id``) and gets its own result; a refused event changes nothing and does
+    not stop the others."""
+    items = service.publish_events(session, actor, events=batch.events)
+    results = [
+        {
+            "index": item.index,
+            "status": item.status_code,
+            "replayed": item.replayed,
+            "body": item.body,
+        }
+        for item in items
+    ]
+    replayed = sum(1 for item in items if item.replayed)
+    refused = sum(1 for item in items if item.status_code >= 400)
+    body = {
+        "accepted": len(items) - replayed - refused,
+        "replayed": replayed,
+        "refused": refused,
+        "results": results,
+    }
+    return JSONResponse(body)
 
 
 @router.get("/events/{event_id}")

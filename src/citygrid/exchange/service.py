@@ -653,6 +653,55 @@ def publish_event(
     return PublishOutcome(ACCEPTED, body)
 
 
+MAX_EVENT_BATCH = 1000
+"""The most life events one batch may carry."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """What became of one event of a batch: its HTTP status and body (the event's answer,
+    or the error it was refused with), and ``replayed`` for a key published before."""
+
+    index: int
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def publish_events(
+    session: Session,
+    actor: Actor,
+    *,
+    events: Sequence[Any],
+    catalogue: Catalogue | None = None,
+) -> list[BatchItem]:
+    """Publish a batch of life events in the caller's transaction, each exactly as
+    ``publish_event`` would and with its own answer: each runs in a savepoint, so a refused
+    event (4xx) changes nothing and does not stop the others; a key published before (in an
+    earlier request or earlier in this batch) answers with its first answer."""
+    if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+        raise ValidationFailed.one("events", _("must be a list of life events"))
+    if not 1 <= len(events) <= MAX_EVENT_BATCH:
+        raise ValidationFailed.one(
+            "events",
+            _("must hold 1 to %(most)d events") % {"most": MAX_EVENT_BATCH},
+        )
+    _publisher(actor)
+    catalogue = catalogue or default_catalogue()
+    results: list[BatchItem] = []
+    for index, data in enumerate(events):
+        try:
+            # Parsing and the owner check write nothing: no savepoint for a malformed event.
+            event = parse_event(data)
+            with session.begin_nested():
+                outcome = publish_event(session, actor, data=event, catalogue=catalogue)
+        except CitygridError as error:
+            results.append(BatchItem(index, error.status_code, error.to_dict()))
+            continue
+        results.append(BatchItem(index, outcome.status_code, outcome.body, outcome.replayed))
+    return results
+
+
 def _replay(
     session: Session, department: str, source_event_id: str, fingerprint: str
 ) -> PublishOutcome:
