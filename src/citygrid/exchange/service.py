@@ -496,7 +496,6 @@ def _apply_marriage(
         record.marital_status = event.marital_status
         record.since = day
         record.changed_by = actor.name
-    session.flush()
     registry.set_marital_statuses(session, actor, statuses={person.id: event.marital_status})
     subject.advance("marital", event)
     # The status itself is personal data (field class ``marital``): consumers re-read it.
@@ -565,7 +564,6 @@ def _apply_tenancy_ended(
         return _Outcome(person, applied=False, reason=NO_ACTIVE_TENANCY)
     for tenancy in ending:
         tenancy.until, tenancy.status, tenancy.changed_by = day, TenancyStatus.ENDED, actor.name
-    session.flush()
     subject.advance(aspect, event)
     message = _message(
         event, event_id, person, unit_id=event.unit_id, tenancy_ids=[t.id for t in ending]
@@ -623,7 +621,8 @@ def publish_event(
     )
     if event_id is None:
         return _replay(session, department, event.source_event_id, fingerprint)
-    outcome = APPLIERS[event_type](session, actor, event, event_id)
+    with registry.deferred_flush(session):
+        outcome = APPLIERS[event_type](session, actor, event, event_id)
     person = outcome.person
     answer = EventAnswer(
         event_id=event_id,

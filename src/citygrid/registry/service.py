@@ -32,7 +32,8 @@ from __future__ import annotations
 import enum
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -201,7 +202,9 @@ def _audit_write(
         found = {class_of.get(c) or _PERSON_COLUMN_CLASSES.get(c) for c in columns}
         classes = {name for name in found if name is not None}
     elif isinstance(row, Residence):
-        subjects = list(repository.person_refs(session, person_ids=[row.person_id]).values())
+        # The resident is usually loaded already (the exchange's moves): no query then.
+        resident = session.get(Person, row.person_id)
+        subjects = [resident.ref] if resident is not None else []
         classes = {"contact", "tenancy"} if row.kind == ResidenceKind.TENANT else {"contact"}
     else:
         subjects = repository.household_member_refs(session, household_id=row_id)
@@ -221,11 +224,37 @@ def _audit_write(
     )
 
 
+_DEFER_FLUSH = "citygrid.registry.defer_flush"
+
+
+@contextmanager
+def deferred_flush(session: Session) -> Iterator[None]:
+    """Within the block, updates and history rows are flushed once at its end instead of
+    after each write (an insert still flushes at once: its history row needs its id).
+
+    For a caller that makes several writes in a row (the exchange applying a life event):
+    one flush of many rows costs little more than a flush of one. Inside the block, a
+    query does not see the block's pending updates, so read before writing."""
+    outer = session.info.get(_DEFER_FLUSH, False)
+    session.info[_DEFER_FLUSH] = True
+    try:
+        yield
+    finally:
+        session.info[_DEFER_FLUSH] = outer
+    if not outer:
+        session.flush()
+
+
+def _flush(session: Session) -> None:
+    if not session.info.get(_DEFER_FLUSH, False):
+        session.flush()
+
+
 def _insert(session: Session, actor: Actor, row: RowT) -> RowT:
     session.add(row)
     session.flush()  # assigns the id the history row points at
     _record(session, actor, row, action="create", before=None, after=_snapshot(row))
-    session.flush()
+    _flush(session)
     return row
 
 
@@ -243,7 +272,7 @@ def _apply(session: Session, actor: Actor, row: RowT, changes: Mapping[str, Any]
     for key in after:
         setattr(row, key, changes[key])
     _record(session, actor, row, action="update", before=before, after=after)
-    session.flush()
+    _flush(session)
     return row
 
 
@@ -1003,5 +1032,5 @@ def set_marital_statuses(
             after={"marital_status": status.value},
         )
         changed += 1
-    session.flush()
+    _flush(session)
     return changed
