@@ -10,11 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from citygrid.audit.models import AuditEntry
 from citygrid.exchange import outbox
 from citygrid.exchange.models import LifeEventRecord, OutboxEntry
 from citygrid.kit.actor import Actor
 from citygrid.registry.idnumber import make_id_number
-from citygrid.registry.models import LifeStatus
+from citygrid.registry.models import LifeStatus, Person, RegistryChange
 from tests.exchange.story import (
     GRID,
     OTHER_GRID,
@@ -200,3 +201,39 @@ def test_a_caller_without_a_department_cannot_publish_a_batch(
 
     assert response.status_code == 403
     assert snapshot(city) == before
+
+
+def _writes_about(session: Session, person: Person) -> tuple[list[str], list[str]]:
+    """The registry history of a person's row and the access-log actions naming them."""
+    session.flush()
+    history = session.scalars(
+        select(RegistryChange.action)
+        .where(RegistryChange.entity == "person", RegistryChange.entity_id == person.id)
+        .order_by(RegistryChange.id)
+    ).all()
+    logged = [
+        entry.action
+        for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        if person.ref in entry.subjects
+    ]
+    return list(history), logged
+
+
+def test_a_batch_keeps_the_history_and_the_access_log_of_every_write_it_made(
+    city: Session, act_as: Callable[[Actor], None], client: TestClient
+) -> None:
+    home = family(city)
+    act_as(PUBLIC_SECURITY)
+    head_before = _writes_about(city, home.head)
+    spouse_before = _writes_about(city, home.spouse)
+    refused = event("death", home.spouse, occurred_at="1901-01-01T00:00:00+08:00")
+
+    answer = client.post(BATCH, json={"events": [event("death", home.head), refused]}).json()
+
+    assert [r["status"] for r in answer["results"]] == [202, 422]
+    history, logged = _writes_about(city, home.head)
+    # Deceased, then out of the household: two updates, each with its access-log entry.
+    assert history == [*head_before[0], "update", "update"]
+    assert logged[len(head_before[1]) :].count("person_updated") == 2
+    assert "residence_updated" in logged[len(head_before[1]) :]
+    assert _writes_about(city, home.spouse) == spouse_before

@@ -593,9 +593,19 @@ def publish_event(
     catalogue: Catalogue | None = None,
 ) -> PublishOutcome:
     """Publish a life event (see the module's docstring): the answer, the same every time."""
+    with registry.batched_write_log(session):
+        outcome, messages = _publish(session, actor, data, catalogue or default_catalogue())
+    outbox.enqueue(session, messages)
+    return outcome
+
+
+def _publish(
+    session: Session, actor: Actor, data: LifeEventBase | Mapping[str, Any], catalogue: Catalogue
+) -> tuple[PublishOutcome, list[outbox.OutboxMessage]]:
+    """Publish a life event; its answer and the outbox messages it calls for."""
     event = parse_event(data)
     event_type: str = event.type  # type: ignore[attr-defined]
-    spec = (catalogue or default_catalogue()).event_type(event_type)
+    spec = catalogue.event_type(event_type)
     if spec is None:  # a schema without an owner: the catalogue's check prevents it
         raise ValidationFailed.one("type", _("no department owns this event type"))
     department = _publisher(actor)
@@ -620,7 +630,7 @@ def publish_event(
         },
     )
     if event_id is None:
-        return _replay(session, department, event.source_event_id, fingerprint)
+        return _replay(session, department, event.source_event_id, fingerprint), []
     with registry.deferred_flush(session):
         outcome = APPLIERS[event_type](session, actor, event, event_id)
     person = outcome.person
@@ -648,8 +658,7 @@ def publish_event(
             "response_body": body,
         },
     )
-    outbox.enqueue(session, outcome.messages)
-    return PublishOutcome(ACCEPTED, body)
+    return PublishOutcome(ACCEPTED, body), outcome.messages
 
 
 MAX_EVENT_BATCH = 1000
@@ -688,16 +697,25 @@ def publish_events(
     _publisher(actor)
     catalogue = catalogue or default_catalogue()
     results: list[BatchItem] = []
-    for index, data in enumerate(events):
-        try:
-            # Parsing and the owner check write nothing: no savepoint for a malformed event.
-            event = parse_event(data)
-            with session.begin_nested():
-                outcome = publish_event(session, actor, data=event, catalogue=catalogue)
-        except CitygridError as error:
-            results.append(BatchItem(index, error.status_code, error.to_dict()))
-            continue
-        results.append(BatchItem(index, outcome.status_code, outcome.body, outcome.replayed))
+    messages: list[outbox.OutboxMessage] = []
+    # The history rows, access-log entries and outbox entries of the whole batch are
+    # written at its end, one executemany each: they are append-only and nothing in the
+    # batch reads them back.
+    with registry.batched_write_log(session) as log:
+        for index, data in enumerate(events):
+            mark = log.mark()
+            try:
+                # A malformed event writes nothing: no savepoint for it.
+                event = parse_event(data)
+                with session.begin_nested():
+                    outcome, news = _publish(session, actor, event, catalogue)
+            except CitygridError as error:
+                log.drop_after(mark)  # its writes were rolled back with its savepoint
+                results.append(BatchItem(index, error.status_code, error.to_dict()))
+                continue
+            messages.extend(news)
+            results.append(BatchItem(index, outcome.status_code, outcome.body, outcome.replayed))
+    outbox.enqueue(session, messages)
     return results
 
 

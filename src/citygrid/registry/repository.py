@@ -23,6 +23,7 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    insert,
     literal_column,
     null,
     or_,
@@ -748,3 +749,12 @@ def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, s
         statement = select(units.c.id, units.c.grid_code).where(units.c.id.in_(chunk))
         found.update({unit_id: grid_code for unit_id, grid_code in session.execute(statement)})
     return found
+
+
+_CHANGES = RegistryChange.__table__
+
+
+def insert_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert history rows (one executemany)."""
+    if rows:
+        session.execute(insert(_CHANGES), list(rows))

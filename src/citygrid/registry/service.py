@@ -34,7 +34,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -47,7 +47,7 @@ from citygrid.audit import service as audit
 from citygrid.kit.actor import Actor
 from citygrid.kit.errors import Conflict, NotFound, ValidationFailed
 from citygrid.kit.i18n import _
-from citygrid.kit.models import Base
+from citygrid.kit.models import Base, utcnow
 from citygrid.registry import repository
 from citygrid.registry.catalogue import load_component_classes
 from citygrid.registry.idnumber import IdNumberError
@@ -143,6 +143,47 @@ def _snapshot(row: Base) -> dict[str, Any]:
     return {key: _jsonable(getattr(row, key)) for key in _columns(row)}
 
 
+_WRITE_LOG = "citygrid.registry.write_log"
+
+
+@dataclass
+class WriteLog:
+    """History rows and access-log entries of registry writes, held to be written together."""
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    access: list[audit.AccessRecord] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, int]:
+        """Where the log stands, to drop what follows (``drop_after``)."""
+        return len(self.changes), len(self.access)
+
+    def drop_after(self, mark: tuple[int, int]) -> None:
+        """Forget what was logged after ``mark`` (its writes were rolled back)."""
+        del self.changes[mark[0] :]
+        del self.access[mark[1] :]
+
+
+@contextmanager
+def batched_write_log(session: Session) -> Iterator[WriteLog]:
+    """Within the block, the history rows and access-log entries of registry writes are held
+    and written at its end, one executemany each, in the same transaction (nothing is
+    written if the block raises). For a caller that writes much and reads none of those
+    rows back before the block ends (the exchange publishing a batch of life events). A
+    caller that rolls a savepoint back inside the block drops what it logged
+    (``WriteLog.mark`` / ``drop_after``)."""
+    outer = session.info.get(_WRITE_LOG)
+    if outer is not None:
+        yield outer
+        return
+    log = session.info[_WRITE_LOG] = WriteLog()
+    try:
+        yield log
+    finally:
+        session.info.pop(_WRITE_LOG, None)
+    repository.insert_changes(session, log.changes)
+    audit.append_many(session, log.access)
+
+
 def _record(
     session: Session,
     actor: Actor,
@@ -153,18 +194,21 @@ def _record(
     after: dict[str, Any] | None,
     note: str | None = None,
 ) -> None:
-    session.add(
-        RegistryChange(
-            entity=ENTITY_NAMES[type(row)],
-            entity_id=row.id,  # type: ignore[attr-defined]
-            grid_code=row.grid_code,  # type: ignore[attr-defined]
-            action=action,
-            actor=actor.name,
-            before=before,
-            after=after,
-            note=note,
-        )
-    )
+    change = {
+        "entity": ENTITY_NAMES[type(row)],
+        "entity_id": row.id,  # type: ignore[attr-defined]
+        "grid_code": row.grid_code,  # type: ignore[attr-defined]
+        "action": action,
+        "actor": actor.name,
+        "before": before,
+        "after": after,
+        "note": note,
+    }
+    log: WriteLog | None = session.info.get(_WRITE_LOG)
+    if log is not None:
+        log.changes.append(change | {"changed_at": utcnow()})
+    else:
+        session.add(RegistryChange(**change))
     values = after if after is not None else before or {}
     # A created or deleted row names the fields it holds; an update the fields it changed.
     columns = [key for key, value in values.items() if value is not None or action == "update"]
@@ -209,19 +253,21 @@ def _audit_write(
     else:
         subjects = repository.household_member_refs(session, household_id=row_id)
         classes = {"household_registration"}
-    audit.append(
-        session,
-        audit.record_for(
-            actor,
-            action=f"{entity}_{_WRITE_ACTIONS[action]}",
-            outcome=audit.ALLOWED,
-            subjects=tuple(subjects),
-            fields=tuple(sorted(classes)),
-            request_id=actor.request_id,
-            client_address=actor.client_address,
-            detail={"entity": entity, "id": row_id, "columns": columns},
-        ),
+    record = audit.record_for(
+        actor,
+        action=f"{entity}_{_WRITE_ACTIONS[action]}",
+        outcome=audit.ALLOWED,
+        subjects=tuple(subjects),
+        fields=tuple(sorted(classes)),
+        request_id=actor.request_id,
+        client_address=actor.client_address,
+        detail={"entity": entity, "id": row_id, "columns": columns},
     )
+    log: WriteLog | None = session.info.get(_WRITE_LOG)
+    if log is not None:
+        log.access.append(record)
+    else:
+        audit.append(session, record)
 
 
 _DEFER_FLUSH = "citygrid.registry.defer_flush"
