@@ -168,6 +168,13 @@ _FINISH_EVENT = (
 )
 
 
+def finish_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write the outcomes of events into their rows (one executemany; each row as
+    ``finish_event``'s values with ``event_id``)."""
+    if rows:
+        session.execute(_FINISH_EVENT, list(rows))
+
+
 def finish_event(session: Session, *, event_id: int, values: dict[str, Any]) -> None:
     """Write the outcome of an event into its row (``values``: person_id, grid_code,
     applied, reason, facts, response_status, response_body)."""
@@ -218,6 +225,51 @@ _SAVE_CLOCKS = (
 def save_clocks(session: Session, *, person_id: int, clocks: dict[str, str]) -> None:
     """Store the person's clocks."""
     session.execute(_SAVE_CLOCKS, {"subject_id": person_id, "clocks": clocks})
+
+
+def save_clocks_many(session: Session, clocks: dict[int, dict[str, str]]) -> None:
+    """Store the clocks of many persons (one executemany)."""
+    if clocks:
+        rows = [{"subject_id": person_id, "clocks": value} for person_id, value in clocks.items()]
+        session.execute(_SAVE_CLOCKS, rows)
+
+
+def take_write_lock(session: Session) -> None:
+    """Make SQLite's one writer lock this transaction's now, with a write that changes no
+    row: a transaction that reads first fails if another writer commits before its first
+    write. (PostgreSQL locks rows, not the database: nothing to do there.)"""
+    if _dialect(session) == "sqlite":
+        session.execute(_TAKE_WRITE_LOCK)
+
+
+_TAKE_WRITE_LOCK = update(_CLOCKS).where(literal_column("0") == 1).values(clocks=_CLOCKS.c.clocks)
+
+
+def _build_ensure_clocks(dialect_insert: Any) -> Any:
+    return dialect_insert(_CLOCKS).on_conflict_do_nothing(index_elements=["person_id"])
+
+
+def lock_subjects(session: Session, *, person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Lock the clock rows of these persons (created if missing) until the transaction ends,
+    in person id order, and return their clocks: two transactions locking some of the same
+    persons take them in the same order, so neither waits for the other in a circle."""
+    if not person_ids:
+        return {}
+    ordered = sorted(set(person_ids))
+    statement = _statement(session, "ensure_clocks", _build_ensure_clocks)
+    session.execute(statement, [{"person_id": person_id, "clocks": {}} for person_id in ordered])
+    found: dict[int, dict[str, str]] = {}
+    for start in range(0, len(ordered), _IN_CHUNK):
+        query = (
+            select(_CLOCKS.c.person_id, _CLOCKS.c.clocks)
+            .where(_CLOCKS.c.person_id.in_(ordered[start : start + _IN_CHUNK]))
+            .order_by(_CLOCKS.c.person_id)
+        )
+        if _dialect(session) == "postgresql":
+            query = query.with_for_update()
+        for person_id, clocks in session.execute(query):
+            found[int(person_id)] = dict(clocks or {})
+    return found
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -346,9 +398,20 @@ _REGRID = _regrid_statements()
 
 def regrid_person(session: Session, *, person_id: int, grid_code: str) -> None:
     """Move every dataset row and open task about a person to the person's new grid."""
-    params = {"subject_id": person_id, "new_grid": grid_code}
+    regrid_persons(session, {person_id: grid_code})
+
+
+def regrid_persons(session: Session, grid_codes: dict[int, str]) -> None:
+    """Move every dataset row and open task about each person (``{person id: grid code}``)
+    to the person's new grid (one executemany per table)."""
+    if not grid_codes:
+        return
+    rows = [
+        {"subject_id": person_id, "new_grid": grid_code}
+        for person_id, grid_code in sorted(grid_codes.items())
+    ]
     for statement in _REGRID:
-        session.execute(statement, params)
+        session.execute(statement, rows)
 
 
 def record_publication(session: Session, values: dict[str, Any]) -> None:

@@ -24,7 +24,8 @@ Any error raises before the caller commits, so nothing is changed (the caller ro
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -241,11 +242,158 @@ def _unknown(field_name: str) -> ValidationFailed:
     return ValidationFailed.one(field_name, _("no person with this ID number is registered"))
 
 
+_PUBLISHING = "citygrid.exchange.publishing"
+
+
+class _Publishing:
+    """What the events of one publish (a single event, or a batch) share in its transaction.
+
+    A batch reads its subjects, their clocks (locked) and its housing units with a few
+    statements up front (``prefetch``) instead of a few per event, and holds the writes that
+    nothing in the batch reads back (event answers, clocks, the regridding of dataset rows,
+    outbox entries) to write them at the end, one executemany each (``write``). A refused
+    event of a batch rolls its savepoint back and ``restore`` forgets what it left here.
+    Persons and units not prefetched (a newborn of the same batch) are looked up one by one.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.persons: dict[str, Person] = {}
+        self.units: dict[int, str | None] = {}
+        self.clocks: dict[int, dict[str, str]] = {}
+        self.dirty_clocks: set[int] = set()
+        self.regrid: dict[int, str] = {}
+        self.finished: list[dict[str, Any]] = []
+        self.messages: list[outbox.OutboxMessage] = []
+        # (department, source_event_id) -> (fingerprint, answer) of this publish's events
+        self.answers: dict[tuple[str, str], tuple[str, PublishOutcome]] = {}
+        self.log = registry.WriteLog()  # the registry's, set by ``_publish_scope``
+
+    def prefetch(self, events: Sequence[LifeEventBase]) -> None:
+        """Lock the clocks of the events' subjects (in person id order: two batches never
+        wait for each other in a circle), then read the subjects and the housing units."""
+        session = self.session
+        id_numbers = sorted(
+            {event.id_number for event in events}
+            | {event.parent_id_number for event in events if isinstance(event, BirthEvent)}
+        )
+        if self.sqlite:
+            # A write first: a SQLite transaction that read before its first write fails
+            # when another writer commits in between.
+            repository.take_write_lock(session)
+        keys = registry.person_keys(session, id_numbers=id_numbers)
+        person_ids = sorted(key.id for key in keys.values())
+        self.clocks.update(repository.lock_subjects(session, person_ids=person_ids))
+        # Read under the lock: a publish about the person that committed while this one
+        # waited has changed it.
+        for person in registry.persons_by_id_numbers(
+            session, id_numbers=list(keys), refresh=not self.sqlite
+        ):
+            self.persons[person.id_number] = person
+        unit_ids = sorted(
+            {unit_id for event in events if (unit_id := getattr(event, "unit_id", None))}
+        )
+        found = registry.unit_grid_codes(session, unit_ids=unit_ids)
+        self.units.update({unit_id: found.get(unit_id) for unit_id in unit_ids})
+
+    def person(self, id_number: str, field_name: str = "id_number") -> Person:
+        """The person holding the ID number; 422 naming the field when there is none."""
+        person = self.persons.get(id_number)
+        if person is None:
+            try:
+                person = registry.person_by_id_number(self.session, id_number=id_number)
+            except NotFound:
+                raise _unknown(field_name) from None
+            self.persons[id_number] = person
+        return person
+
+    def lock(self, person: Person) -> dict[str, str]:
+        """The person's clocks, locked for the rest of the transaction."""
+        clocks = self.clocks.get(person.id)
+        if clocks is None:
+            clocks = self.clocks[person.id] = repository.lock_subject(
+                self.session, person_id=person.id
+            )
+            if not self.sqlite:
+                # Read again under the lock (see ``prefetch``). On SQLite this transaction
+                # has held the one writer lock since its first write: what it read is current.
+                self.session.refresh(person)
+        return clocks
+
+    def advance(self, person: Person, aspect: str, moment: str) -> None:
+        """Record ``moment`` as the latest applied event of an aspect of the person."""
+        self.clocks[person.id] = {**self.clocks[person.id], aspect: moment}
+        self.dirty_clocks.add(person.id)
+
+    def unit_grid(self, unit_id: int) -> str | None:
+        """The housing unit's grid, or None when there is no such unit."""
+        if unit_id not in self.units:
+            found = registry.unit_grid_codes(self.session, unit_ids=[unit_id])
+            self.units[unit_id] = found.get(unit_id)
+        return self.units[unit_id]
+
+    def checkpoint(self) -> tuple[Any, ...]:
+        """Where the publish stands, for ``restore``."""
+        return (
+            dict(self.persons),
+            dict(self.clocks),
+            set(self.dirty_clocks),
+            dict(self.regrid),
+            len(self.finished),
+            len(self.messages),
+        )
+
+    def restore(self, mark: tuple[Any, ...]) -> None:
+        """Forget what an event rolled back with its savepoint left here."""
+        persons, clocks, dirty, regrid, finished, messages = mark
+        self.persons, self.clocks, self.dirty_clocks, self.regrid = persons, clocks, dirty, regrid
+        del self.finished[finished:]
+        del self.messages[messages:]
+
+    def write(self) -> None:
+        """Write what was held: answers, clocks, regridded rows, outbox entries."""
+        session = self.session
+        repository.finish_events(session, self.finished)
+        repository.save_clocks_many(
+            session,
+            {person_id: self.clocks[person_id] for person_id in sorted(self.dirty_clocks)},
+        )
+        repository.regrid_persons(session, self.regrid)
+        outbox.enqueue(session, self.messages)
+
+
+def _publishing(session: Session) -> _Publishing:
+    publishing: _Publishing | None = session.info.get(_PUBLISHING)
+    if publishing is None:
+        raise RuntimeError("life events are applied inside publish_event / publish_events")
+    return publishing
+
+
+@contextmanager
+def _publish_scope(session: Session) -> Iterator[_Publishing]:
+    """The shared state of one publish; its held writes are written when the block ends
+    without an error (with the registry's history rows and access-log entries). Inside an
+    outer publish, the outer one's."""
+    outer: _Publishing | None = session.info.get(_PUBLISHING)
+    if outer is not None:
+        yield outer
+        return
+    publishing = session.info[_PUBLISHING] = _Publishing(session)
+    try:
+        with registry.batched_write_log(session) as log:
+            publishing.log = log
+            yield publishing
+            publishing.write()
+    finally:
+        session.info.pop(_PUBLISHING, None)
+
+
 def _check_unit(session: Session, unit_id: int | None) -> str | None:
     """The unit's grid; 422 naming ``unit_id`` when there is no such unit."""
     if unit_id is None:
         return None
-    grid_code = registry.unit_grid_codes(session, unit_ids=[unit_id]).get(unit_id)
+    grid_code = _publishing(session).unit_grid(unit_id)
     if grid_code is None:
         raise ValidationFailed.one("unit_id", _("no such housing unit"))
     return grid_code
@@ -256,17 +404,9 @@ class _Subject:
     of the aspects of their life."""
 
     def __init__(self, session: Session, id_number: str, field_name: str = "id_number") -> None:
-        self.session = session
-        try:
-            self.person = registry.person_by_id_number(session, id_number=id_number)
-        except NotFound:
-            raise _unknown(field_name) from None
-        self.clocks = repository.lock_subject(session, person_id=self.person.id)
-        if session.get_bind().dialect.name != "sqlite":
-            # Read again under the lock: a publish about the person that committed while
-            # this one waited has changed it. (On SQLite this transaction has held the one
-            # writer lock since its first write, so what it read is current.)
-            session.refresh(self.person)
+        self.publishing = _publishing(session)
+        self.person = self.publishing.person(id_number, field_name)
+        self.clocks = self.publishing.lock(self.person)
 
     def blocked(self, event: LifeEventBase, aspect: str | None) -> str | None:
         """Why the event cannot apply (newer facts, or the person is dead), or None."""
@@ -282,8 +422,7 @@ class _Subject:
 
     def advance(self, aspect: str, event: LifeEventBase) -> None:
         """Record the event as the latest applied one of the aspect."""
-        self.clocks[aspect] = _utc(event.occurred_at).isoformat()
-        repository.save_clocks(self.session, person_id=self.person.id, clocks=self.clocks)
+        self.publishing.advance(self.person, aspect, _utc(event.occurred_at).isoformat())
 
 
 def _message(
@@ -353,10 +492,7 @@ _CHILD_RELATION = {
 
 
 def _apply_birth(session: Session, actor: Actor, event: BirthEvent, event_id: int) -> _Outcome:
-    try:
-        parent = registry.person_by_id_number(session, id_number=event.parent_id_number)
-    except NotFound:
-        raise _unknown("parent_id_number") from None
+    parent = _publishing(session).person(event.parent_id_number, "parent_id_number")
     household_id = parent.household_id
     relation = None
     if household_id is not None and parent.relation_to_head is not None:
@@ -395,7 +531,8 @@ def _leave_other_grid(
         }
         changes |= {"household_id": None, "relation_to_head": None}
     registry.update_person(session, actor, person_id=person.id, data=changes)
-    repository.regrid_person(session, person_id=person.id, grid_code=grid_code)
+    # The person's dataset rows and open tasks follow, when the publish ends.
+    _publishing(session).regrid[person.id] = grid_code
     return facts
 
 
@@ -593,16 +730,15 @@ def publish_event(
     catalogue: Catalogue | None = None,
 ) -> PublishOutcome:
     """Publish a life event (see the module's docstring): the answer, the same every time."""
-    with registry.batched_write_log(session):
-        outcome, messages = _publish(session, actor, data, catalogue or default_catalogue())
-    outbox.enqueue(session, messages)
-    return outcome
+    with _publish_scope(session):
+        return _publish(session, actor, data, catalogue or default_catalogue())
 
 
 def _publish(
     session: Session, actor: Actor, data: LifeEventBase | Mapping[str, Any], catalogue: Catalogue
-) -> tuple[PublishOutcome, list[outbox.OutboxMessage]]:
-    """Publish a life event; its answer and the outbox messages it calls for."""
+) -> PublishOutcome:
+    """Publish a life event inside a publish scope (``_publish_scope``)."""
+    publishing = _publishing(session)
     event = parse_event(data)
     event_type: str = event.type  # type: ignore[attr-defined]
     spec = catalogue.event_type(event_type)
@@ -616,6 +752,12 @@ def _publish(
             details=[{"field": "type", "reason": _("owned by another department")}],
         )
     fingerprint = event.fingerprint()
+    key = (department, event.source_event_id)
+    earlier = publishing.answers.get(key)
+    if earlier is not None:  # published earlier in this batch: its row is not finished yet
+        if earlier[0] != fingerprint:
+            raise _key_reused()
+        return PublishOutcome(earlier[1].status_code, dict(earlier[1].body), replayed=True)
     received_at = utcnow()
     event_id = repository.claim_event_key(
         session,
@@ -630,7 +772,7 @@ def _publish(
         },
     )
     if event_id is None:
-        return _replay(session, department, event.source_event_id, fingerprint), []
+        return _replay(session, department, event.source_event_id, fingerprint)
     with registry.deferred_flush(session):
         outcome = APPLIERS[event_type](session, actor, event, event_id)
     person = outcome.person
@@ -645,10 +787,9 @@ def _publish(
         received_at=received_at,
     )
     body = answer.model_dump(mode="json")
-    repository.finish_event(
-        session,
-        event_id=event_id,
-        values={
+    publishing.finished.append(
+        {
+            "event_id": event_id,
             "person_id": person.id if person is not None else None,
             "grid_code": person.grid_code if person is not None else None,
             "applied": outcome.applied,
@@ -656,9 +797,12 @@ def _publish(
             "facts": event.facts(),
             "response_status": ACCEPTED,
             "response_body": body,
-        },
+        }
     )
-    return PublishOutcome(ACCEPTED, body), outcome.messages
+    publishing.messages.extend(outcome.messages)
+    result = PublishOutcome(ACCEPTED, body)
+    publishing.answers[key] = (fingerprint, result)
+    return result
 
 
 MAX_EVENT_BATCH = 1000
@@ -696,27 +840,41 @@ def publish_events(
         )
     _publisher(actor)
     catalogue = catalogue or default_catalogue()
+    parsed: list[LifeEventBase | CitygridError] = []
+    for data in events:
+        try:
+            parsed.append(parse_event(data))
+        except CitygridError as error:
+            parsed.append(error)
     results: list[BatchItem] = []
-    messages: list[outbox.OutboxMessage] = []
-    # The history rows, access-log entries and outbox entries of the whole batch are
-    # written at its end, one executemany each: they are append-only and nothing in the
-    # batch reads them back.
-    with registry.batched_write_log(session) as log:
-        for index, data in enumerate(events):
-            mark = log.mark()
+    # The history rows, access-log entries, answers, clocks and outbox entries of the whole
+    # batch are written at its end, one executemany each (``_Publishing``).
+    with _publish_scope(session) as publishing:
+        publishing.prefetch([event for event in parsed if isinstance(event, LifeEventBase)])
+        log = publishing.log
+        for index, event in enumerate(parsed):
+            if isinstance(event, CitygridError):  # malformed: it wrote nothing
+                results.append(BatchItem(index, event.status_code, event.to_dict()))
+                continue
+            mark, log_mark = publishing.checkpoint(), log.mark()
             try:
-                # A malformed event writes nothing: no savepoint for it.
-                event = parse_event(data)
                 with session.begin_nested():
-                    outcome, news = _publish(session, actor, event, catalogue)
+                    outcome = _publish(session, actor, event, catalogue)
             except CitygridError as error:
-                log.drop_after(mark)  # its writes were rolled back with its savepoint
+                # Its writes were rolled back with its savepoint; forget what it held.
+                publishing.restore(mark)
+                log.drop_after(log_mark)
                 results.append(BatchItem(index, error.status_code, error.to_dict()))
                 continue
-            messages.extend(news)
             results.append(BatchItem(index, outcome.status_code, outcome.body, outcome.replayed))
-    outbox.enqueue(session, messages)
     return results
+
+
+def _key_reused() -> Conflict:
+    return Conflict(
+        _("source_event_id: already used for a different event"),
+        details=[{"field": "source_event_id", "reason": _("already used for a different event")}],
+    )
 
 
 def _replay(
@@ -730,12 +888,7 @@ def _replay(
             details=[{"field": "source_event_id", "reason": _("being published")}],
         )
     if first.payload_hash != fingerprint:
-        raise Conflict(
-            _("source_event_id: already used for a different event"),
-            details=[
-                {"field": "source_event_id", "reason": _("already used for a different event")}
-            ],
-        )
+        raise _key_reused()
     return PublishOutcome(first.response_status, dict(first.response_body), replayed=True)
 
 

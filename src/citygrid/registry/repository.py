@@ -721,6 +721,20 @@ def person_by_id_number(session: Session, *, id_number: str) -> Person | None:
     return session.scalars(select(Person).where(Person.id_number == id_number)).first()
 
 
+def persons_by_id_numbers(
+    session: Session, *, id_numbers: Sequence[str], refresh: bool = False
+) -> list[Person]:
+    """The persons holding these ID numbers (missing ones are absent)."""
+    found: list[Person] = []
+    for start in range(0, len(id_numbers), _IN_CHUNK):
+        chunk = list(id_numbers[start : start + _IN_CHUNK])
+        statement = select(Person).where(Person.id_number.in_(chunk))
+        if refresh:
+            statement = statement.execution_options(populate_existing=True)
+        found.extend(session.scalars(statement))
+    return found
+
+
 def persons_by_ids(session: Session, *, person_ids: Sequence[int]) -> list[Person]:
     """The persons with these ids (missing ones are absent)."""
     found: list[Person] = []

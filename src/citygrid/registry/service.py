@@ -1037,6 +1037,14 @@ def person_by_id_number(session: Session, *, id_number: str) -> Person:
     return person
 
 
+def persons_by_id_numbers(
+    session: Session, *, id_numbers: Sequence[str], refresh: bool = False
+) -> list[Person]:
+    """The persons holding these ID numbers (unknown ones absent); ``refresh`` reloads those
+    already in the session (read again after taking a lock). For the exchange."""
+    return repository.persons_by_id_numbers(session, id_numbers=id_numbers, refresh=refresh)
+
+
 def mark_deceased(session: Session, actor: Actor, *, person_id: int, died_on: date) -> Person:
     """Record a death: the person is deceased from ``died_on``."""
     return update_person(
