@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from citygrid.access.policy import default_policy
 from citygrid.audit import service as audit
@@ -1071,7 +1072,13 @@ def set_marital_statuses(
     """Set the marital status of many persons (by id) as family planning published it, with
     their history; returns how many changed."""
     changed = 0
-    for person in repository.persons_by_ids(session, person_ids=list(statuses)):
+    # Persons the session holds already need no query (the exchange's marriage events).
+    held = [session.identity_map.get(identity_key(Person, person_id)) for person_id in statuses]
+    persons = [person for person in held if isinstance(person, Person)]
+    missing = [person_id for person_id in statuses if person_id not in {p.id for p in persons}]
+    if missing:
+        persons.extend(repository.persons_by_ids(session, person_ids=missing))
+    for person in persons:
         status = MaritalStatus(statuses[person.id])
         if person.marital_status == status:
             continue
