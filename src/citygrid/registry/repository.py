@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any, TypeVar
+from typing import cast as typing_cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,
@@ -765,7 +767,7 @@ def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, s
     return found
 
 
-_CHANGES = RegistryChange.__table__
+_CHANGES = typing_cast(Table, RegistryChange.__table__)
 
 
 def insert_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
