@@ -556,10 +556,15 @@ def delivered_consumers(session: Session, *, entry_ids: Sequence[int]) -> dict[i
     return done
 
 
+# Built once: the worker runs them for every delivery.
+_INSERT_DELIVERY = insert(_table(OutboxDelivery))
+_INSERT_TASK = insert(_table(Task))
+
+
 def insert_delivery(session: Session, *, entry_id: int, consumer: str, worker: str) -> None:
     """Record that a consumer applied an entry (a unique key refuses a second record)."""
     session.execute(
-        insert(_table(OutboxDelivery)).values(entry_id=entry_id, consumer=consumer, worker=worker)
+        _INSERT_DELIVERY, {"entry_id": entry_id, "consumer": consumer, "worker": worker}
     )
 
 
@@ -620,7 +625,7 @@ def outbox_of_event(session: Session, *, event_id: int) -> list[OutboxEntry]:
 
 def insert_task(session: Session, values: dict[str, Any]) -> None:
     """Insert a task (unique per event, kind and assignee)."""
-    session.execute(insert(_table(Task)).values(**values))
+    session.execute(_INSERT_TASK, values)
 
 
 def tasks_for(
