@@ -34,6 +34,7 @@ _ENTRIES = cast(Table, AuditEntry.__table__)
 # Built once, on the table: a Core INSERT skips the ORM's bulk-insert machinery, which costs
 # more than the statement itself on the hot paths that append one entry at a time.
 _INSERT_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id)
+_INSERT_ENTRIES = insert(_ENTRIES)
 
 
 def insert_entry(session: Session, row: dict[str, Any]) -> int:
@@ -44,7 +45,7 @@ def insert_entry(session: Session, row: dict[str, Any]) -> int:
 def insert_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert entries in one executemany (no RETURNING: the bulk path stays lean)."""
     if rows:
-        session.execute(insert(AuditEntry), list(rows))
+        session.execute(_INSERT_ENTRIES, list(rows))
 
 
 def insert_subjects(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -68,26 +68,29 @@ def _tell(
     grid_code: str | None = None,
 ) -> None:
     """Log that a department (or a grid's worker) was told of an event about the person."""
-    audit.append(
+    # append_many: no id to read back, so the lean INSERT without RETURNING.
+    audit.append_many(
         session,
-        audit.AccessRecord(
-            actor=f"exchange:{consumer}",
-            role="department_officer" if department else "grid_worker",
-            department=department,
-            scope=(grid_code,) if grid_code else (),
-            purpose=NOTIFY_PURPOSE,
-            action=TOLD,
-            outcome=audit.ALLOWED,
-            subjects=(person.ref,),
-            fields=tuple(fields),
-            detail={
-                "event": message.payload.get("type"),
-                "event_id": _event_id(message),
-                "outbox_entry": message.entry_id,
-                "effect": effect,
-                "legal_basis": "statutory",
-            },
-        ),
+        [
+            audit.AccessRecord(
+                actor=f"exchange:{consumer}",
+                role="department_officer" if department else "grid_worker",
+                department=department,
+                scope=(grid_code,) if grid_code else (),
+                purpose=NOTIFY_PURPOSE,
+                action=TOLD,
+                outcome=audit.ALLOWED,
+                subjects=(person.ref,),
+                fields=tuple(fields),
+                detail={
+                    "event": message.payload.get("type"),
+                    "event_id": _event_id(message),
+                    "outbox_entry": message.entry_id,
+                    "effect": effect,
+                    "legal_basis": "statutory",
+                },
+            )
+        ],
     )
 
 
