@@ -153,6 +153,8 @@ class WriteLog:
 
     changes: list[dict[str, Any]] = field(default_factory=list)
     access: list[audit.AccessRecord] = field(default_factory=list)
+    # Grids looked up while the log is open (a batch moves many people into a few grids).
+    grids: dict[str, UnitRead | None] = field(default_factory=dict)
 
     def mark(self) -> tuple[int, int]:
         """Where the log stands, to drop what follows (``drop_after``)."""
@@ -374,11 +376,17 @@ def _changes(model: type[Base], shape: type[BaseModel], data: Any) -> dict[str, 
 
 def _grid(session: Session, grid_code: str) -> UnitRead | None:
     """The territorial unit of level grid with this code, if any (asked of territory)."""
+    log: WriteLog | None = session.info.get(_WRITE_LOG)
+    if log is not None and grid_code in log.grids:
+        return log.grids[grid_code]
     try:
-        unit = territory.get_unit(session, code=grid_code)
+        unit: UnitRead | None = territory.get_unit(session, code=grid_code)
     except (NotFound, ValidationFailed):
-        return None
-    return unit if unit.level is Level.GRID else None
+        unit = None
+    grid = unit if unit is not None and unit.level is Level.GRID else None
+    if log is not None:
+        log.grids[grid_code] = grid
+    return grid
 
 
 def _check_grid(session: Session, problems: _Problems, grid_code: str, field: str) -> None:
