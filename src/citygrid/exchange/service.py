@@ -19,6 +19,11 @@ Publishing a life event, in one transaction:
    "told" audit entries) follow through the outbox (``reactions.py``).
 
 Any error raises before the caller commits, so nothing is changed (the caller rolls back).
+
+A batch (``publish_events``) publishes each event this way in a savepoint of its own, after
+locking and reading all its subjects at once; what no event of the batch reads back (answers,
+clocks, outbox entries, history and access-log rows) is written once at its end
+(``_Publishing``).
 """
 
 from __future__ import annotations
