@@ -76,10 +76,33 @@ def publish_event(
     "/events/batch",
     response_model=EventBatchAnswer,
     responses={
+        403: {"description": "The caller is not a member department"},
         422: {
             "description": "Not a list of 1 to 1,000 events (the events themselves are "
             "answered one by one)"
         },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": service.MAX_EVENT_BATCH,
+                                "items": life_event_json_schema(),
+                            }
+                        },
+                    }
+                }
+            },
+        }
     },
 )
 def publish_events(session: SessionDep, actor: CurrentActor, batch: EventBatch) -> JSONResponse:
