@@ -31,7 +31,6 @@ from citygrid.exchange.models import (
 from citygrid.exchange.outbox import ConsumerRegistry, Message
 from citygrid.kit.models import utcnow
 from citygrid.registry import service as registry
-from citygrid.registry.models import Person
 
 REGISTRY = ConsumerRegistry()
 """The internal reactions, each a consumer of the outbox."""
@@ -47,9 +46,11 @@ HOUSEHOLD_HEAD_DAYS = 10
 VERIFICATION_DAYS = 3
 
 
-def _person(session: Session, message: Message) -> Person:
+def _person(session: Session, message: Message) -> registry.PersonKey:
+    """The keys of the person the entry is about (a row read, no ORM object: a reaction needs
+    the id, reference and grid only)."""
     assert message.subject_person_id is not None  # noqa: S101 - life events name a person
-    return registry.get_person(session, person_id=message.subject_person_id)
+    return registry.person_key(session, person_id=message.subject_person_id)
 
 
 def _event_id(message: Message) -> int:
@@ -59,7 +60,7 @@ def _event_id(message: Message) -> int:
 def _tell(
     session: Session,
     message: Message,
-    person: Person,
+    person: registry.PersonKey,
     *,
     consumer: str,
     fields: Sequence[str],
@@ -97,7 +98,7 @@ def _tell(
 def _task(
     session: Session,
     message: Message,
-    person: Person,
+    person: registry.PersonKey,
     *,
     kind: str,
     assignee_kind: AssigneeKind,
@@ -266,7 +267,7 @@ _VERIFICATION_KIND = {
 }
 
 
-def _grids(message: Message, person: Person) -> list[str]:
+def _grids(message: Message, person: registry.PersonKey) -> list[str]:
     grid_codes: Any = message.payload.get("grid_codes")
     if grid_codes:
         return sorted({str(code) for code in grid_codes})

@@ -718,6 +718,20 @@ def person_keys_by_id_numbers(session: Session, *, id_numbers: Sequence[str]) ->
     return rows
 
 
+_PERSON_KEY = select(
+    _PERSONS.c.ref,
+    _PERSONS.c.grid_code,
+    type_coerce(_PERSONS.c.status, String()),
+    _PERSONS.c.household_id,
+    _PERSONS.c.relation_to_head,
+).where(_PERSONS.c.id == bindparam("person_id"))
+
+
+def person_key_by_id(session: Session, *, person_id: int) -> Row[Any] | None:
+    """``(ref, grid_code, status, household_id, relation_to_head)`` of a person, if any."""
+    return session.execute(_PERSON_KEY, {"person_id": person_id}).first()
+
+
 def person_by_id_number(session: Session, *, id_number: str) -> Person | None:
     """The person holding this ID number, if any."""
     return session.scalars(select(Person).where(Person.id_number == id_number)).first()

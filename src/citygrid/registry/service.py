@@ -1038,6 +1038,22 @@ def person_keys(session: Session, *, id_numbers: Sequence[str]) -> dict[str, Per
     return keys
 
 
+def person_key(session: Session, *, person_id: int) -> PersonKey:
+    """The keys of a person by id (one row read); NotFound when there is none."""
+    row = repository.person_key_by_id(session, person_id=person_id)
+    if row is None:
+        raise NotFound(_("Not found."))
+    ref, grid_code, status, household_id, relation_to_head = tuple(row)
+    return PersonKey(
+        id=person_id,
+        ref=ref,
+        grid_code=grid_code,
+        status=LifeStatus(status),
+        household_id=household_id,
+        relation_to_head=relation_to_head,
+    )
+
+
 def person_by_id_number(session: Session, *, id_number: str) -> Person:
     """The person holding this ID number; NotFound when there is none. For the exchange."""
     person = repository.person_by_id_number(session, id_number=id_number)
