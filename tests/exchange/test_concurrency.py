@@ -301,3 +301,50 @@ def test_a_worker_process_killed_with_sigkill_loses_nothing(committed_url: str) 
             .where(Task.subject_person_id.in_(ids), Task.kind == "verify_death")
         ).scalar_one()
         assert verify == 40
+
+
+def test_concurrent_batches_about_the_same_people_end_in_the_latest_homes(
+    committed_url: str,
+) -> None:
+    with kit_db.unit_of_work(committed_url) as session:
+        people = [family(session).head for _ in range(6)]
+        numbers = [person.id_number for person in people]
+        person_ids = [person.id for person in people]
+        flat_ids = [flat(session, number=f"{floor}02").id for floor in range(1, 5)]
+    shuffler = random.Random(11)
+    days = list(range(1, 5))
+    shuffler.shuffle(days)  # batch b moves everyone into flat b on day days[b]
+    batches = []
+    for batch_index in range(4):
+        moves = [
+            event(
+                "move_in",
+                number,
+                unit_id=flat_ids[batch_index],
+                occurred_at=f"2026-05-{days[batch_index]:02d}T10:00:00+08:00",
+            )
+            for number in numbers
+        ]
+        shuffler.shuffle(moves)  # each batch names the people in another order
+        batches.append(moves)
+    factory = kit_db.get_session_factory(committed_url)
+
+    def publish(index: int) -> list[int]:
+        with factory() as session, session.begin():
+            items = service.publish_events(session, PUBLIC_SECURITY, events=batches[index])
+            return [item.status_code for item in items]
+
+    answers = _in_threads(4, publish)
+
+    assert answers == [[202] * 6] * 4, answers
+    latest = flat_ids[days.index(4)]
+    with kit_db.unit_of_work(committed_url) as session:
+        open_homes = session.execute(
+            select(Residence.person_id, Residence.unit_id).where(
+                Residence.person_id.in_(person_ids),
+                Residence.unit_id.in_(flat_ids),
+                Residence.until.is_(None),
+            )
+        ).all()
+    assert sorted(open_homes) == sorted((person_id, latest) for person_id in person_ids)
+    _drain(committed_url)

@@ -19,6 +19,8 @@ from citygrid.exchange.schemas import (
     MAX_BATCH,
     CatalogueRead,
     EventAnswer,
+    EventBatch,
+    EventBatchAnswer,
     PublishReport,
     RecordsPublish,
     ScoreboardRead,
@@ -84,6 +86,65 @@ def publish_event(
     outcome = service.publish_event(session, actor, data=event)
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+@router.post(
+    "/events/batch",
+    response_model=EventBatchAnswer,
+    responses={
+        403: {"description": "The caller is not a member department"},
+        422: {
+            "description": "Not a list of 1 to 1,000 events (the events themselves are "
+            "answered one by one)"
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": service.MAX_EVENT_BATCH,
+                                "items": life_event_json_schema(),
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+def publish_events(session: SessionDep, actor: CurrentActor, batch: EventBatch) -> JSONResponse:
+    """Publish up to 1,000 life events in one request and one transaction. Each event is
+    published as by ``POST /events`` (same rules, same answer, idempotent per
+    ``source_event_id``) and gets its own result; a refused event changes nothing and does
+    not stop the others."""
+    items = service.publish_events(session, actor, events=batch.events)
+    results = [
+        {
+            "index": item.index,
+            "status": item.status_code,
+            "replayed": item.replayed,
+            "body": item.body,
+        }
+        for item in items
+    ]
+    replayed = sum(1 for item in items if item.replayed)
+    refused = sum(1 for item in items if item.status_code >= 400)
+    body = {
+        "accepted": len(items) - replayed - refused,
+        "replayed": replayed,
+        "refused": refused,
+        "results": results,
+    }
+    return JSONResponse(body)
 
 
 @router.get("/events/{event_id}")

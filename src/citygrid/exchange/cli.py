@@ -218,8 +218,9 @@ def import_file(
     """Import a department's CSV or XLSX file into a dataset it owns.
 
     Streaming, in batches each committed with a checkpoint: killed and run again, it
-    continues where it stopped. Exit status 0: every row applied; 2: rows rejected (listed in the error report; in
-    valid_rows mode the others were applied, in all_or_nothing mode nothing was); 1: error."""
+    continues where it stopped. Exit status 0: every row applied; 2: rows rejected (listed
+    in the error report; in valid_rows mode the others were applied, in all_or_nothing mode
+    nothing was); 1: error."""
     from citygrid.exchange.importing import ImportRequest, run_import
     from citygrid.exchange.schemas import PublishMode
     from citygrid.kit.db import get_session_factory

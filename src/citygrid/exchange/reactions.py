@@ -31,7 +31,6 @@ from citygrid.exchange.models import (
 from citygrid.exchange.outbox import ConsumerRegistry, Message
 from citygrid.kit.models import utcnow
 from citygrid.registry import service as registry
-from citygrid.registry.models import Person
 
 REGISTRY = ConsumerRegistry()
 """The internal reactions, each a consumer of the outbox."""
@@ -47,9 +46,11 @@ HOUSEHOLD_HEAD_DAYS = 10
 VERIFICATION_DAYS = 3
 
 
-def _person(session: Session, message: Message) -> Person:
+def _person(session: Session, message: Message) -> registry.PersonKey:
+    """The keys of the person the entry is about (a row read, no ORM object: a reaction needs
+    the id, reference and grid only)."""
     assert message.subject_person_id is not None  # noqa: S101 - life events name a person
-    return registry.get_person(session, person_id=message.subject_person_id)
+    return registry.person_key(session, person_id=message.subject_person_id)
 
 
 def _event_id(message: Message) -> int:
@@ -59,7 +60,7 @@ def _event_id(message: Message) -> int:
 def _tell(
     session: Session,
     message: Message,
-    person: Person,
+    person: registry.PersonKey,
     *,
     consumer: str,
     fields: Sequence[str],
@@ -68,33 +69,36 @@ def _tell(
     grid_code: str | None = None,
 ) -> None:
     """Log that a department (or a grid's worker) was told of an event about the person."""
-    audit.append(
+    # append_many: no id to read back, so the lean INSERT without RETURNING.
+    audit.append_many(
         session,
-        audit.AccessRecord(
-            actor=f"exchange:{consumer}",
-            role="department_officer" if department else "grid_worker",
-            department=department,
-            scope=(grid_code,) if grid_code else (),
-            purpose=NOTIFY_PURPOSE,
-            action=TOLD,
-            outcome=audit.ALLOWED,
-            subjects=(person.ref,),
-            fields=tuple(fields),
-            detail={
-                "event": message.payload.get("type"),
-                "event_id": _event_id(message),
-                "outbox_entry": message.entry_id,
-                "effect": effect,
-                "legal_basis": "statutory",
-            },
-        ),
+        [
+            audit.AccessRecord(
+                actor=f"exchange:{consumer}",
+                role="department_officer" if department else "grid_worker",
+                department=department,
+                scope=(grid_code,) if grid_code else (),
+                purpose=NOTIFY_PURPOSE,
+                action=TOLD,
+                outcome=audit.ALLOWED,
+                subjects=(person.ref,),
+                fields=tuple(fields),
+                detail={
+                    "event": message.payload.get("type"),
+                    "event_id": _event_id(message),
+                    "outbox_entry": message.entry_id,
+                    "effect": effect,
+                    "legal_basis": "statutory",
+                },
+            )
+        ],
     )
 
 
 def _task(
     session: Session,
     message: Message,
-    person: Person,
+    person: registry.PersonKey,
     *,
     kind: str,
     assignee_kind: AssigneeKind,
@@ -264,7 +268,7 @@ _VERIFICATION_KIND = {
 }
 
 
-def _grids(message: Message, person: Person) -> list[str]:
+def _grids(message: Message, person: registry.PersonKey) -> list[str]:
     grid_codes: Any = message.payload.get("grid_codes")
     if grid_codes:
         return sorted({str(code) for code in grid_codes})

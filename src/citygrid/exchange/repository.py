@@ -77,23 +77,6 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _insert_ignoring(
-    session: Session, table: Table, *, index_elements: Sequence[str], values: dict[str, Any]
-) -> postgresql.Insert | sqlite.Insert:
-    """INSERT ... ON CONFLICT (index_elements) DO NOTHING, on either backend."""
-    if _dialect(session) == "postgresql":
-        return (
-            postgresql.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=list(index_elements))
-        )
-    return (
-        sqlite.insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(index_elements))
-    )
-
-
 # ----------------------------------------------------------------------------- members
 
 
@@ -118,14 +101,39 @@ def add_member(session: Session, values: dict[str, Any]) -> Member:
 # ----------------------------------------------------------------------------- events
 
 
+def _on_dialect(session: Session) -> Any:
+    """The ``insert`` of the session's backend (both have ON CONFLICT)."""
+    return postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+
+
+# Statements of the publish path, built once per backend: building a statement costs more
+# than running it on SQLite.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(session: Session, name: str, build: Any) -> Any:
+    key = (name, _dialect(session))
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build(_on_dialect(session))
+    return statement
+
+
+def _build_claim(dialect_insert: Any) -> Any:
+    table = _table(LifeEventRecord)
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["department", "source_event_id"])
+        .returning(table.c.id)
+    )
+
+
 def claim_event_key(session: Session, values: dict[str, Any]) -> int | None:
     """Insert the event row unless its (department, source_event_id) exists; its id, or None
     when another publish holds the key (on PostgreSQL this waits for that one to finish)."""
-    table = _table(LifeEventRecord)
-    statement = _insert_ignoring(
-        session, table, index_elements=["department", "source_event_id"], values=values
-    ).returning(table.c.id)
-    return session.execute(statement).scalar_one_or_none()
+    statement = _statement(session, "claim_event_key", _build_claim)
+    result: int | None = session.execute(statement, values).scalar_one_or_none()
+    return result
 
 
 def event_by_key(
@@ -144,10 +152,38 @@ def get_event(session: Session, *, event_id: int) -> LifeEventRecord | None:
     return session.get(LifeEventRecord, event_id)
 
 
+_EVENTS = _table(LifeEventRecord)
+_FINISH_EVENT = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "person_id",
+                "grid_code",
+                "applied",
+                "reason",
+                "facts",
+                "response_status",
+                "response_body",
+            )
+        }
+    )
+)
+
+
+def finish_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write the outcomes of events into their rows (one executemany; each row as
+    ``finish_event``'s values with ``event_id``)."""
+    if rows:
+        session.execute(_FINISH_EVENT, list(rows))
+
+
 def finish_event(session: Session, *, event_id: int, values: dict[str, Any]) -> None:
-    """Write the outcome of an event into its row."""
-    table = _table(LifeEventRecord)
-    session.execute(update(table).where(table.c.id == event_id).values(**values))
+    """Write the outcome of an event into its row (``values``: person_id, grid_code,
+    applied, reason, facts, response_status, response_body)."""
+    session.execute(_FINISH_EVENT, {**values, "event_id": event_id})
 
 
 def events_of_person(session: Session, *, person_id: int) -> list[LifeEventRecord]:
@@ -163,64 +199,82 @@ def events_of_person(session: Session, *, person_id: int) -> list[LifeEventRecor
 # ----------------------------------------------------------------------------- subject clocks
 
 
+def _build_lock(dialect_insert: Any) -> Any:
+    table = _table(SubjectClock)
+    statement = dialect_insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=["person_id"], set_={"person_id": statement.excluded.person_id}
+    ).returning(table.c.clocks)
+
+
 def lock_subject(session: Session, *, person_id: int) -> dict[str, str]:
     """Lock the person's clock row (created if missing) until the transaction ends, and
     return its clocks, in one statement: an upsert locks the row it meets on PostgreSQL (a
     concurrent publish about the person waits here, then reads the clocks it left); SQLite
     has one writer at a time, so there the lock is the transaction's."""
-    table = _table(SubjectClock)
-    values = {"person_id": person_id, "clocks": {}}
-    if _dialect(session) == "postgresql":
-        statement: Any = postgresql.insert(table).values(**values)
-    else:
-        statement = sqlite.insert(table).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["person_id"], set_={"person_id": statement.excluded.person_id}
-    ).returning(table.c.clocks)
-    clocks: dict[str, str] = session.execute(statement).scalar_one() or {}
+    statement = _statement(session, "lock_subject", _build_lock)
+    clocks: dict[str, str] = (
+        session.execute(statement, {"person_id": person_id, "clocks": {}}).scalar_one() or {}
+    )
     return dict(clocks)
+
+
+_CLOCKS = _table(SubjectClock)
+_SAVE_CLOCKS = (
+    update(_CLOCKS)
+    .where(_CLOCKS.c.person_id == bindparam("subject_id"))
+    .values(clocks=bindparam("clocks"))
+)
 
 
 def save_clocks(session: Session, *, person_id: int, clocks: dict[str, str]) -> None:
     """Store the person's clocks."""
-    table = _table(SubjectClock)
-    session.execute(update(table).where(table.c.person_id == person_id).values(clocks=clocks))
+    session.execute(_SAVE_CLOCKS, {"subject_id": person_id, "clocks": clocks})
+
+
+def save_clocks_many(session: Session, clocks: dict[int, dict[str, str]]) -> None:
+    """Store the clocks of many persons (one executemany)."""
+    if clocks:
+        rows = [{"subject_id": person_id, "clocks": value} for person_id, value in clocks.items()]
+        session.execute(_SAVE_CLOCKS, rows)
+
+
+def take_write_lock(session: Session) -> None:
+    """Make SQLite's one writer lock this transaction's now, with a write that changes no
+    row: a transaction that reads first fails if another writer commits before its first
+    write. (PostgreSQL locks rows, not the database: nothing to do there.)"""
+    if _dialect(session) == "sqlite":
+        session.execute(_TAKE_WRITE_LOCK)
+
+
+_TAKE_WRITE_LOCK = update(_CLOCKS).where(literal_column("0") == 1).values(clocks=_CLOCKS.c.clocks)
+
+
+def _build_ensure_clocks(dialect_insert: Any) -> Any:
+    return dialect_insert(_CLOCKS).on_conflict_do_nothing(index_elements=["person_id"])
 
 
 def lock_subjects(session: Session, *, person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    """``lock_subject`` for many persons at once (a dataset batch): their clock rows, created
-    where missing, locked in id order (two batches never wait for each other in a cycle)."""
-    table = _table(SubjectClock)
-    found: dict[int, dict[str, str]] = {}
+    """Lock the clock rows of these persons (created if missing) until the transaction ends,
+    in person id order, and return their clocks: two transactions locking some of the same
+    persons take them in the same order, so neither waits for the other in a circle."""
+    if not person_ids:
+        return {}
     ordered = sorted(set(person_ids))
+    statement = _statement(session, "ensure_clocks", _build_ensure_clocks)
+    session.execute(statement, [{"person_id": person_id, "clocks": {}} for person_id in ordered])
+    found: dict[int, dict[str, str]] = {}
     for start in range(0, len(ordered), _IN_CHUNK):
-        chunk = ordered[start : start + _IN_CHUNK]
-        values = [{"person_id": person_id, "clocks": {}} for person_id in chunk]
+        query = (
+            select(_CLOCKS.c.person_id, _CLOCKS.c.clocks)
+            .where(_CLOCKS.c.person_id.in_(ordered[start : start + _IN_CHUNK]))
+            .order_by(_CLOCKS.c.person_id)
+        )
         if _dialect(session) == "postgresql":
-            statement: Any = postgresql.insert(table).values(values)
-        else:
-            statement = sqlite.insert(table).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["person_id"], set_={"person_id": statement.excluded.person_id}
-        ).returning(table.c.person_id, table.c.clocks)
-        for person_id, clocks in session.execute(statement):
+            query = query.with_for_update()
+        for person_id, clocks in session.execute(query):
             found[int(person_id)] = dict(clocks or {})
     return found
-
-
-def save_many_clocks(session: Session, *, clocks: dict[int, dict[str, str]]) -> None:
-    """Store the clocks of many persons (one executemany)."""
-    if not clocks:
-        return
-    table = _table(SubjectClock)
-    statement = (
-        update(table).where(table.c.person_id == bindparam("key")).values(clocks=bindparam("value"))
-    )
-    session.execute(
-        statement,
-        [{"key": person_id, "value": value} for person_id, value in clocks.items()],
-        execution_options={"synchronize_session": False},
-    )
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -411,25 +465,50 @@ def tenancy_by_key(
     return session.scalars(statement).first()
 
 
-def regrid_person(session: Session, *, person_id: int, grid_code: str) -> None:
-    """Move every dataset row and open task about a person to the person's new grid."""
+def _regrid_statements() -> list[Any]:
+    statements: list[Any] = []
     for model in DATASET_MODELS.values():
         table = _table(model)
-        session.execute(
+        statements.append(
             update(table)
-            .where(table.c.person_id == person_id, table.c.grid_code != grid_code)
-            .values(grid_code=grid_code)
+            .where(
+                table.c.person_id == bindparam("subject_id"),
+                table.c.grid_code != bindparam("new_grid"),
+            )
+            .values(grid_code=bindparam("new_grid"))
         )
     tasks = _table(Task)
-    session.execute(
+    statements.append(
         update(tasks)
         .where(
-            tasks.c.subject_person_id == person_id,
+            tasks.c.subject_person_id == bindparam("subject_id"),
             tasks.c.state == TaskState.OPEN,
-            tasks.c.grid_code != grid_code,
+            tasks.c.grid_code != bindparam("new_grid"),
         )
-        .values(grid_code=grid_code)
+        .values(grid_code=bindparam("new_grid"))
     )
+    return statements
+
+
+_REGRID = _regrid_statements()
+
+
+def regrid_person(session: Session, *, person_id: int, grid_code: str) -> None:
+    """Move every dataset row and open task about a person to the person's new grid."""
+    regrid_persons(session, {person_id: grid_code})
+
+
+def regrid_persons(session: Session, grid_codes: dict[int, str]) -> None:
+    """Move every dataset row and open task about each person (``{person id: grid code}``)
+    to the person's new grid (one executemany per table)."""
+    if not grid_codes:
+        return
+    rows = [
+        {"subject_id": person_id, "new_grid": grid_code}
+        for person_id, grid_code in sorted(grid_codes.items())
+    ]
+    for statement in _REGRID:
+        session.execute(statement, rows)
 
 
 def record_publication(session: Session, values: dict[str, Any]) -> None:
@@ -573,10 +652,15 @@ def delivered_consumers(session: Session, *, entry_ids: Sequence[int]) -> dict[i
     return done
 
 
+# Built once: the worker runs them for every delivery.
+_INSERT_DELIVERY = insert(_table(OutboxDelivery))
+_INSERT_TASK = insert(_table(Task))
+
+
 def insert_delivery(session: Session, *, entry_id: int, consumer: str, worker: str) -> None:
     """Record that a consumer applied an entry (a unique key refuses a second record)."""
     session.execute(
-        insert(_table(OutboxDelivery)).values(entry_id=entry_id, consumer=consumer, worker=worker)
+        _INSERT_DELIVERY, {"entry_id": entry_id, "consumer": consumer, "worker": worker}
     )
 
 
@@ -637,7 +721,7 @@ def outbox_of_event(session: Session, *, event_id: int) -> list[OutboxEntry]:
 
 def insert_task(session: Session, values: dict[str, Any]) -> None:
     """Insert a task (unique per event, kind and assignee)."""
-    session.execute(insert(_table(Task)).values(**values))
+    session.execute(_INSERT_TASK, values)
 
 
 def tasks_for(

@@ -147,6 +147,35 @@ class EventAnswer(BaseModel):
     received_at: datetime
 
 
+class EventBatch(BaseModel):
+    """A batch of life events, each published as if alone, in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Any] = Field(
+        description="1 to 1,000 life events, each told apart by `type` (see the single publish)"
+    )
+
+
+class EventBatchResult(BaseModel):
+    """What became of one event of a batch: the status and body a single publish of it
+    would have answered (an event's answer, or an error)."""
+
+    index: int = Field(description="0-based position of the event in the batch")
+    status: int = Field(description="202 accepted (or replayed), else the error's status")
+    replayed: bool = Field(description="The key was published before: this is the first answer")
+    body: dict[str, Any] = Field(description="The event's answer, or `{error: {...}}`")
+
+
+class EventBatchAnswer(BaseModel):
+    """The answer to a batch: one result per event, in order, and the counts."""
+
+    accepted: int = Field(description="Events newly accepted (applied or recorded)")
+    replayed: int = Field(description="Events whose key had been published before")
+    refused: int = Field(description="Events refused with an error; they changed nothing")
+    results: list[EventBatchResult]
+
+
 # ============================================================================ catalogue
 
 

@@ -19,12 +19,18 @@ Publishing a life event, in one transaction:
    "told" audit entries) follow through the outbox (``reactions.py``).
 
 Any error raises before the caller commits, so nothing is changed (the caller rolls back).
+
+A batch (``publish_events``) publishes each event this way in a savepoint of its own, after
+locking and reading all its subjects at once; what no event of the batch reads back (answers,
+clocks, outbox entries, history and access-log rows) is written once at its end
+(``_Publishing``).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -254,11 +260,158 @@ def _unknown(field_name: str) -> ValidationFailed:
     return ValidationFailed.one(field_name, _("no person with this ID number is registered"))
 
 
+_PUBLISHING = "citygrid.exchange.publishing"
+
+
+class _Publishing:
+    """What the events of one publish (a single event, or a batch) share in its transaction.
+
+    A batch reads its subjects, their clocks (locked) and its housing units with a few
+    statements up front (``prefetch``) instead of a few per event, and holds the writes that
+    nothing in the batch reads back (event answers, clocks, the regridding of dataset rows,
+    outbox entries) to write them at the end, one executemany each (``write``). A refused
+    event of a batch rolls its savepoint back and ``restore`` forgets what it left here.
+    Persons and units not prefetched (a newborn of the same batch) are looked up one by one.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.persons: dict[str, Person] = {}
+        self.units: dict[int, str | None] = {}
+        self.clocks: dict[int, dict[str, str]] = {}
+        self.dirty_clocks: set[int] = set()
+        self.regrid: dict[int, str] = {}
+        self.finished: list[dict[str, Any]] = []
+        self.messages: list[outbox.OutboxMessage] = []
+        # (department, source_event_id) -> (fingerprint, answer) of this publish's events
+        self.answers: dict[tuple[str, str], tuple[str, PublishOutcome]] = {}
+        self.log = registry.WriteLog()  # the registry's, set by ``_publish_scope``
+
+    def prefetch(self, events: Sequence[LifeEventBase]) -> None:
+        """Lock the clocks of the events' subjects (in person id order: two batches never
+        wait for each other in a circle), then read the subjects and the housing units."""
+        session = self.session
+        id_numbers = sorted(
+            {event.id_number for event in events}
+            | {event.parent_id_number for event in events if isinstance(event, BirthEvent)}
+        )
+        if self.sqlite:
+            # A write first: a SQLite transaction that read before its first write fails
+            # when another writer commits in between.
+            repository.take_write_lock(session)
+        keys = registry.person_keys(session, id_numbers=id_numbers)
+        person_ids = sorted(key.id for key in keys.values())
+        self.clocks.update(repository.lock_subjects(session, person_ids=person_ids))
+        # Read under the lock: a publish about the person that committed while this one
+        # waited has changed it.
+        for person in registry.persons_by_id_numbers(
+            session, id_numbers=list(keys), refresh=not self.sqlite
+        ):
+            self.persons[person.id_number] = person
+        unit_ids = sorted(
+            {unit_id for event in events if (unit_id := getattr(event, "unit_id", None))}
+        )
+        found = registry.unit_grid_codes(session, unit_ids=unit_ids)
+        self.units.update({unit_id: found.get(unit_id) for unit_id in unit_ids})
+
+    def person(self, id_number: str, field_name: str = "id_number") -> Person:
+        """The person holding the ID number; 422 naming the field when there is none."""
+        person = self.persons.get(id_number)
+        if person is None:
+            try:
+                person = registry.person_by_id_number(self.session, id_number=id_number)
+            except NotFound:
+                raise _unknown(field_name) from None
+            self.persons[id_number] = person
+        return person
+
+    def lock(self, person: Person) -> dict[str, str]:
+        """The person's clocks, locked for the rest of the transaction."""
+        clocks = self.clocks.get(person.id)
+        if clocks is None:
+            clocks = self.clocks[person.id] = repository.lock_subject(
+                self.session, person_id=person.id
+            )
+            if not self.sqlite:
+                # Read again under the lock (see ``prefetch``). On SQLite this transaction
+                # has held the one writer lock since its first write: what it read is current.
+                self.session.refresh(person)
+        return clocks
+
+    def advance(self, person: Person, aspect: str, moment: str) -> None:
+        """Record ``moment`` as the latest applied event of an aspect of the person."""
+        self.clocks[person.id] = {**self.clocks[person.id], aspect: moment}
+        self.dirty_clocks.add(person.id)
+
+    def unit_grid(self, unit_id: int) -> str | None:
+        """The housing unit's grid, or None when there is no such unit."""
+        if unit_id not in self.units:
+            found = registry.unit_grid_codes(self.session, unit_ids=[unit_id])
+            self.units[unit_id] = found.get(unit_id)
+        return self.units[unit_id]
+
+    def checkpoint(self) -> tuple[Any, ...]:
+        """Where the publish stands, for ``restore``."""
+        return (
+            dict(self.persons),
+            dict(self.clocks),
+            set(self.dirty_clocks),
+            dict(self.regrid),
+            len(self.finished),
+            len(self.messages),
+        )
+
+    def restore(self, mark: tuple[Any, ...]) -> None:
+        """Forget what an event rolled back with its savepoint left here."""
+        persons, clocks, dirty, regrid, finished, messages = mark
+        self.persons, self.clocks, self.dirty_clocks, self.regrid = persons, clocks, dirty, regrid
+        del self.finished[finished:]
+        del self.messages[messages:]
+
+    def write(self) -> None:
+        """Write what was held: answers, clocks, regridded rows, outbox entries."""
+        session = self.session
+        repository.finish_events(session, self.finished)
+        repository.save_clocks_many(
+            session,
+            {person_id: self.clocks[person_id] for person_id in sorted(self.dirty_clocks)},
+        )
+        repository.regrid_persons(session, self.regrid)
+        outbox.enqueue(session, self.messages)
+
+
+def _publishing(session: Session) -> _Publishing:
+    publishing: _Publishing | None = session.info.get(_PUBLISHING)
+    if publishing is None:
+        raise RuntimeError("life events are applied inside publish_event / publish_events")
+    return publishing
+
+
+@contextmanager
+def _publish_scope(session: Session) -> Iterator[_Publishing]:
+    """The shared state of one publish; its held writes are written when the block ends
+    without an error (with the registry's history rows and access-log entries). Inside an
+    outer publish, the outer one's."""
+    outer: _Publishing | None = session.info.get(_PUBLISHING)
+    if outer is not None:
+        yield outer
+        return
+    publishing = session.info[_PUBLISHING] = _Publishing(session)
+    try:
+        with registry.batched_write_log(session) as log:
+            publishing.log = log
+            yield publishing
+            publishing.write()
+    finally:
+        session.info.pop(_PUBLISHING, None)
+
+
 def _check_unit(session: Session, unit_id: int | None) -> str | None:
     """The unit's grid; 422 naming ``unit_id`` when there is no such unit."""
     if unit_id is None:
         return None
-    grid_code = registry.unit_grid_codes(session, unit_ids=[unit_id]).get(unit_id)
+    grid_code = _publishing(session).unit_grid(unit_id)
     if grid_code is None:
         raise ValidationFailed.one("unit_id", _("no such housing unit"))
     return grid_code
@@ -269,17 +422,9 @@ class _Subject:
     of the aspects of their life."""
 
     def __init__(self, session: Session, id_number: str, field_name: str = "id_number") -> None:
-        self.session = session
-        try:
-            self.person = registry.person_by_id_number(session, id_number=id_number)
-        except NotFound:
-            raise _unknown(field_name) from None
-        self.clocks = repository.lock_subject(session, person_id=self.person.id)
-        if session.get_bind().dialect.name != "sqlite":
-            # Read again under the lock: a publish about the person that committed while
-            # this one waited has changed it. (On SQLite this transaction has held the one
-            # writer lock since its first write, so what it read is current.)
-            session.refresh(self.person)
+        self.publishing = _publishing(session)
+        self.person = self.publishing.person(id_number, field_name)
+        self.clocks = self.publishing.lock(self.person)
 
     def blocked(self, event: LifeEventBase, aspect: str | None) -> str | None:
         """Why the event cannot apply (newer facts, or the person is dead), or None."""
@@ -295,8 +440,7 @@ class _Subject:
 
     def advance(self, aspect: str, event: LifeEventBase) -> None:
         """Record the event as the latest applied one of the aspect."""
-        self.clocks[aspect] = _utc(event.occurred_at).isoformat()
-        repository.save_clocks(self.session, person_id=self.person.id, clocks=self.clocks)
+        self.publishing.advance(self.person, aspect, _utc(event.occurred_at).isoformat())
 
 
 def _message(
@@ -366,10 +510,7 @@ _CHILD_RELATION = {
 
 
 def _apply_birth(session: Session, actor: Actor, event: BirthEvent, event_id: int) -> _Outcome:
-    try:
-        parent = registry.person_by_id_number(session, id_number=event.parent_id_number)
-    except NotFound:
-        raise _unknown("parent_id_number") from None
+    parent = _publishing(session).person(event.parent_id_number, "parent_id_number")
     household_id = parent.household_id
     relation = None
     if household_id is not None and parent.relation_to_head is not None:
@@ -408,7 +549,8 @@ def _leave_other_grid(
         }
         changes |= {"household_id": None, "relation_to_head": None}
     registry.update_person(session, actor, person_id=person.id, data=changes)
-    repository.regrid_person(session, person_id=person.id, grid_code=grid_code)
+    # The person's dataset rows and open tasks follow, when the publish ends.
+    _publishing(session).regrid[person.id] = grid_code
     return facts
 
 
@@ -509,7 +651,6 @@ def _apply_marriage(
         record.marital_status = event.marital_status
         record.since = day
         record.changed_by = actor.name
-    session.flush()
     registry.set_marital_statuses(session, actor, statuses={person.id: event.marital_status})
     subject.advance("marital", event)
     # The status itself is personal data (field class ``marital``): consumers re-read it.
@@ -578,7 +719,6 @@ def _apply_tenancy_ended(
         return _Outcome(person, applied=False, reason=NO_ACTIVE_TENANCY)
     for tenancy in ending:
         tenancy.until, tenancy.status, tenancy.changed_by = day, TenancyStatus.ENDED, actor.name
-    session.flush()
     subject.advance(aspect, event)
     message = _message(
         event, event_id, person, unit_id=event.unit_id, tenancy_ids=[t.id for t in ending]
@@ -608,9 +748,18 @@ def publish_event(
     catalogue: Catalogue | None = None,
 ) -> PublishOutcome:
     """Publish a life event (see the module's docstring): the answer, the same every time."""
+    with _publish_scope(session):
+        return _publish(session, actor, data, catalogue or default_catalogue())
+
+
+def _publish(
+    session: Session, actor: Actor, data: LifeEventBase | Mapping[str, Any], catalogue: Catalogue
+) -> PublishOutcome:
+    """Publish a life event inside a publish scope (``_publish_scope``)."""
+    publishing = _publishing(session)
     event = parse_event(data)
     event_type: str = event.type  # type: ignore[attr-defined]
-    spec = (catalogue or default_catalogue()).event_type(event_type)
+    spec = catalogue.event_type(event_type)
     if spec is None:  # a schema without an owner: the catalogue's check prevents it
         raise ValidationFailed.one("type", _("no department owns this event type"))
     department = _publisher(actor)
@@ -621,6 +770,12 @@ def publish_event(
             details=[{"field": "type", "reason": _("owned by another department")}],
         )
     fingerprint = event.fingerprint()
+    key = (department, event.source_event_id)
+    earlier = publishing.answers.get(key)
+    if earlier is not None:  # published earlier in this batch: its row is not finished yet
+        if earlier[0] != fingerprint:
+            raise _key_reused()
+        return PublishOutcome(earlier[1].status_code, dict(earlier[1].body), replayed=True)
     received_at = utcnow()
     event_id = repository.claim_event_key(
         session,
@@ -636,7 +791,8 @@ def publish_event(
     )
     if event_id is None:
         return _replay(session, department, event.source_event_id, fingerprint)
-    outcome = APPLIERS[event_type](session, actor, event, event_id)
+    with registry.deferred_flush(session):
+        outcome = APPLIERS[event_type](session, actor, event, event_id)
     person = outcome.person
     answer = EventAnswer(
         event_id=event_id,
@@ -649,10 +805,9 @@ def publish_event(
         received_at=received_at,
     )
     body = answer.model_dump(mode="json")
-    repository.finish_event(
-        session,
-        event_id=event_id,
-        values={
+    publishing.finished.append(
+        {
+            "event_id": event_id,
             "person_id": person.id if person is not None else None,
             "grid_code": person.grid_code if person is not None else None,
             "applied": outcome.applied,
@@ -660,10 +815,84 @@ def publish_event(
             "facts": event.facts(),
             "response_status": ACCEPTED,
             "response_body": body,
-        },
+        }
     )
-    outbox.enqueue(session, outcome.messages)
-    return PublishOutcome(ACCEPTED, body)
+    publishing.messages.extend(outcome.messages)
+    result = PublishOutcome(ACCEPTED, body)
+    publishing.answers[key] = (fingerprint, result)
+    return result
+
+
+MAX_EVENT_BATCH = 1000
+"""The most life events one batch may carry."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """What became of one event of a batch: its HTTP status and body (the event's answer,
+    or the error it was refused with), and ``replayed`` for a key published before."""
+
+    index: int
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def publish_events(
+    session: Session,
+    actor: Actor,
+    *,
+    events: Sequence[Any],
+    catalogue: Catalogue | None = None,
+) -> list[BatchItem]:
+    """Publish a batch of life events in the caller's transaction, each exactly as
+    ``publish_event`` would and with its own answer: each runs in a savepoint, so a refused
+    event (4xx) changes nothing and does not stop the others; a key published before (in an
+    earlier request or earlier in this batch) answers with its first answer."""
+    if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+        raise ValidationFailed.one("events", _("must be a list of life events"))
+    if not 1 <= len(events) <= MAX_EVENT_BATCH:
+        raise ValidationFailed.one(
+            "events",
+            _("must hold 1 to %(most)d events") % {"most": MAX_EVENT_BATCH},
+        )
+    _publisher(actor)
+    catalogue = catalogue or default_catalogue()
+    parsed: list[LifeEventBase | CitygridError] = []
+    for data in events:
+        try:
+            parsed.append(parse_event(data))
+        except CitygridError as error:
+            parsed.append(error)
+    results: list[BatchItem] = []
+    # The history rows, access-log entries, answers, clocks and outbox entries of the whole
+    # batch are written at its end, one executemany each (``_Publishing``).
+    with _publish_scope(session) as publishing:
+        publishing.prefetch([event for event in parsed if isinstance(event, LifeEventBase)])
+        log = publishing.log
+        for index, event in enumerate(parsed):
+            if isinstance(event, CitygridError):  # malformed: it wrote nothing
+                results.append(BatchItem(index, event.status_code, event.to_dict()))
+                continue
+            mark, log_mark = publishing.checkpoint(), log.mark()
+            try:
+                with session.begin_nested():
+                    outcome = _publish(session, actor, event, catalogue)
+            except CitygridError as error:
+                # Its writes were rolled back with its savepoint; forget what it held.
+                publishing.restore(mark)
+                log.drop_after(log_mark)
+                results.append(BatchItem(index, error.status_code, error.to_dict()))
+                continue
+            results.append(BatchItem(index, outcome.status_code, outcome.body, outcome.replayed))
+    return results
+
+
+def _key_reused() -> Conflict:
+    return Conflict(
+        _("source_event_id: already used for a different event"),
+        details=[{"field": "source_event_id", "reason": _("already used for a different event")}],
+    )
 
 
 def _replay(
@@ -677,12 +906,7 @@ def _replay(
             details=[{"field": "source_event_id", "reason": _("being published")}],
         )
     if first.payload_hash != fingerprint:
-        raise Conflict(
-            _("source_event_id: already used for a different event"),
-            details=[
-                {"field": "source_event_id", "reason": _("already used for a different event")}
-            ],
-        )
+        raise _key_reused()
     return PublishOutcome(first.response_status, dict(first.response_body), replayed=True)
 
 
@@ -854,7 +1078,7 @@ def _advance_marital_clocks(session: Session, changed: Sequence[_Accepted]) -> N
         latest = current.get(MARITAL_ASPECT)
         if latest is None or datetime.fromisoformat(latest) < moment:
             changes[item.key.id] = current | {MARITAL_ASPECT: moment.astimezone(UTC).isoformat()}
-    repository.save_many_clocks(session, clocks=changes)
+    repository.save_clocks_many(session, changes)
 
 
 def _values(row: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any, TypeVar
+from typing import cast as typing_cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -17,12 +18,14 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,
     cast,
     false,
     func,
+    insert,
     literal_column,
     null,
     or_,
@@ -721,9 +724,37 @@ def person_keys_by_id_numbers(session: Session, *, id_numbers: Sequence[str]) ->
     return rows
 
 
+_PERSON_KEY = select(
+    _PERSONS.c.ref,
+    _PERSONS.c.grid_code,
+    type_coerce(_PERSONS.c.status, String()),
+    _PERSONS.c.household_id,
+    _PERSONS.c.relation_to_head,
+).where(_PERSONS.c.id == bindparam("person_id"))
+
+
+def person_key_by_id(session: Session, *, person_id: int) -> Row[Any] | None:
+    """``(ref, grid_code, status, household_id, relation_to_head)`` of a person, if any."""
+    return session.execute(_PERSON_KEY, {"person_id": person_id}).first()
+
+
 def person_by_id_number(session: Session, *, id_number: str) -> Person | None:
     """The person holding this ID number, if any."""
     return session.scalars(select(Person).where(Person.id_number == id_number)).first()
+
+
+def persons_by_id_numbers(
+    session: Session, *, id_numbers: Sequence[str], refresh: bool = False
+) -> list[Person]:
+    """The persons holding these ID numbers (missing ones are absent)."""
+    found: list[Person] = []
+    for start in range(0, len(id_numbers), _IN_CHUNK):
+        chunk = list(id_numbers[start : start + _IN_CHUNK])
+        statement = select(Person).where(Person.id_number.in_(chunk))
+        if refresh:
+            statement = statement.execution_options(populate_existing=True)
+        found.extend(session.scalars(statement))
+    return found
 
 
 def persons_by_ids(session: Session, *, person_ids: Sequence[int]) -> list[Person]:
@@ -773,3 +804,12 @@ def buildings_at_address(
             columns.where(func.replace(Building.address, " ", "") == compact)
         ).all()
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+_CHANGES = typing_cast(Table, RegistryChange.__table__)
+
+
+def insert_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert history rows (one executemany)."""
+    if rows:
+        session.execute(insert(_CHANGES), list(rows))

@@ -32,21 +32,23 @@ from __future__ import annotations
 import enum
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from citygrid.access.policy import default_policy
 from citygrid.audit import service as audit
 from citygrid.kit.actor import Actor
 from citygrid.kit.errors import Conflict, NotFound, ValidationFailed
 from citygrid.kit.i18n import _
-from citygrid.kit.models import Base
+from citygrid.kit.models import Base, utcnow
 from citygrid.registry import repository
 from citygrid.registry.catalogue import load_component_classes
 from citygrid.registry.idnumber import IdNumberError
@@ -142,6 +144,49 @@ def _snapshot(row: Base) -> dict[str, Any]:
     return {key: _jsonable(getattr(row, key)) for key in _columns(row)}
 
 
+_WRITE_LOG = "citygrid.registry.write_log"
+
+
+@dataclass
+class WriteLog:
+    """History rows and access-log entries of registry writes, held to be written together."""
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    access: list[audit.AccessRecord] = field(default_factory=list)
+    # Grids looked up while the log is open (a batch moves many people into a few grids).
+    grids: dict[str, UnitRead | None] = field(default_factory=dict)
+
+    def mark(self) -> tuple[int, int]:
+        """Where the log stands, to drop what follows (``drop_after``)."""
+        return len(self.changes), len(self.access)
+
+    def drop_after(self, mark: tuple[int, int]) -> None:
+        """Forget what was logged after ``mark`` (its writes were rolled back)."""
+        del self.changes[mark[0] :]
+        del self.access[mark[1] :]
+
+
+@contextmanager
+def batched_write_log(session: Session) -> Iterator[WriteLog]:
+    """Within the block, the history rows and access-log entries of registry writes are held
+    and written at its end, one executemany each, in the same transaction (nothing is
+    written if the block raises). For a caller that writes much and reads none of those
+    rows back before the block ends (the exchange publishing a batch of life events). A
+    caller that rolls a savepoint back inside the block drops what it logged
+    (``WriteLog.mark`` / ``drop_after``)."""
+    outer = session.info.get(_WRITE_LOG)
+    if outer is not None:
+        yield outer
+        return
+    log = session.info[_WRITE_LOG] = WriteLog()
+    try:
+        yield log
+    finally:
+        session.info.pop(_WRITE_LOG, None)
+    repository.insert_changes(session, log.changes)
+    audit.append_many(session, log.access)
+
+
 def _record(
     session: Session,
     actor: Actor,
@@ -152,18 +197,21 @@ def _record(
     after: dict[str, Any] | None,
     note: str | None = None,
 ) -> None:
-    session.add(
-        RegistryChange(
-            entity=ENTITY_NAMES[type(row)],
-            entity_id=row.id,  # type: ignore[attr-defined]
-            grid_code=row.grid_code,  # type: ignore[attr-defined]
-            action=action,
-            actor=actor.name,
-            before=before,
-            after=after,
-            note=note,
-        )
-    )
+    change = {
+        "entity": ENTITY_NAMES[type(row)],
+        "entity_id": row.id,  # type: ignore[attr-defined]
+        "grid_code": row.grid_code,  # type: ignore[attr-defined]
+        "action": action,
+        "actor": actor.name,
+        "before": before,
+        "after": after,
+        "note": note,
+    }
+    log: WriteLog | None = session.info.get(_WRITE_LOG)
+    if log is not None:
+        log.changes.append(change | {"changed_at": utcnow()})
+    else:
+        session.add(RegistryChange(**change))
     values = after if after is not None else before or {}
     # A created or deleted row names the fields it holds; an update the fields it changed.
     columns = [key for key, value in values.items() if value is not None or action == "update"]
@@ -201,31 +249,61 @@ def _audit_write(
         found = {class_of.get(c) or _PERSON_COLUMN_CLASSES.get(c) for c in columns}
         classes = {name for name in found if name is not None}
     elif isinstance(row, Residence):
-        subjects = list(repository.person_refs(session, person_ids=[row.person_id]).values())
+        # The resident is usually loaded already (the exchange's moves): no query then.
+        resident = session.get(Person, row.person_id)
+        subjects = [resident.ref] if resident is not None else []
         classes = {"contact", "tenancy"} if row.kind == ResidenceKind.TENANT else {"contact"}
     else:
         subjects = repository.household_member_refs(session, household_id=row_id)
         classes = {"household_registration"}
-    audit.append(
-        session,
-        audit.record_for(
-            actor,
-            action=f"{entity}_{_WRITE_ACTIONS[action]}",
-            outcome=audit.ALLOWED,
-            subjects=tuple(subjects),
-            fields=tuple(sorted(classes)),
-            request_id=actor.request_id,
-            client_address=actor.client_address,
-            detail={"entity": entity, "id": row_id, "columns": columns},
-        ),
+    record = audit.record_for(
+        actor,
+        action=f"{entity}_{_WRITE_ACTIONS[action]}",
+        outcome=audit.ALLOWED,
+        subjects=tuple(subjects),
+        fields=tuple(sorted(classes)),
+        request_id=actor.request_id,
+        client_address=actor.client_address,
+        detail={"entity": entity, "id": row_id, "columns": columns},
     )
+    log: WriteLog | None = session.info.get(_WRITE_LOG)
+    if log is not None:
+        log.access.append(record)
+    else:
+        audit.append(session, record)
+
+
+_DEFER_FLUSH = "citygrid.registry.defer_flush"
+
+
+@contextmanager
+def deferred_flush(session: Session) -> Iterator[None]:
+    """Within the block, updates and history rows are flushed once at its end instead of
+    after each write (an insert still flushes at once: its history row needs its id).
+
+    For a caller that makes several writes in a row (the exchange applying a life event):
+    one flush of many rows costs little more than a flush of one. Inside the block, a
+    query does not see the block's pending updates, so read before writing."""
+    outer = session.info.get(_DEFER_FLUSH, False)
+    session.info[_DEFER_FLUSH] = True
+    try:
+        yield
+    finally:
+        session.info[_DEFER_FLUSH] = outer
+    if not outer:
+        session.flush()
+
+
+def _flush(session: Session) -> None:
+    if not session.info.get(_DEFER_FLUSH, False):
+        session.flush()
 
 
 def _insert(session: Session, actor: Actor, row: RowT) -> RowT:
     session.add(row)
     session.flush()  # assigns the id the history row points at
     _record(session, actor, row, action="create", before=None, after=_snapshot(row))
-    session.flush()
+    _flush(session)
     return row
 
 
@@ -243,7 +321,7 @@ def _apply(session: Session, actor: Actor, row: RowT, changes: Mapping[str, Any]
     for key in after:
         setattr(row, key, changes[key])
     _record(session, actor, row, action="update", before=before, after=after)
-    session.flush()
+    _flush(session)
     return row
 
 
@@ -298,11 +376,17 @@ def _changes(model: type[Base], shape: type[BaseModel], data: Any) -> dict[str, 
 
 def _grid(session: Session, grid_code: str) -> UnitRead | None:
     """The territorial unit of level grid with this code, if any (asked of territory)."""
+    log: WriteLog | None = session.info.get(_WRITE_LOG)
+    if log is not None and grid_code in log.grids:
+        return log.grids[grid_code]
     try:
-        unit = territory.get_unit(session, code=grid_code)
+        unit: UnitRead | None = territory.get_unit(session, code=grid_code)
     except (NotFound, ValidationFailed):
-        return None
-    return unit if unit.level is Level.GRID else None
+        unit = None
+    grid = unit if unit is not None and unit.level is Level.GRID else None
+    if log is not None:
+        log.grids[grid_code] = grid
+    return grid
 
 
 def _check_grid(session: Session, problems: _Problems, grid_code: str, field: str) -> None:
@@ -954,12 +1038,36 @@ def person_keys(session: Session, *, id_numbers: Sequence[str]) -> dict[str, Per
     return keys
 
 
+def person_key(session: Session, *, person_id: int) -> PersonKey:
+    """The keys of a person by id (one row read); NotFound when there is none."""
+    row = repository.person_key_by_id(session, person_id=person_id)
+    if row is None:
+        raise NotFound(_("Not found."))
+    ref, grid_code, status, household_id, relation_to_head = tuple(row)
+    return PersonKey(
+        id=person_id,
+        ref=ref,
+        grid_code=grid_code,
+        status=LifeStatus(status),
+        household_id=household_id,
+        relation_to_head=relation_to_head,
+    )
+
+
 def person_by_id_number(session: Session, *, id_number: str) -> Person:
     """The person holding this ID number; NotFound when there is none. For the exchange."""
     person = repository.person_by_id_number(session, id_number=id_number)
     if person is None:
         raise NotFound(_("Not found."))
     return person
+
+
+def persons_by_id_numbers(
+    session: Session, *, id_numbers: Sequence[str], refresh: bool = False
+) -> list[Person]:
+    """The persons holding these ID numbers (unknown ones absent); ``refresh`` reloads those
+    already in the session (read again after taking a lock). For the exchange."""
+    return repository.persons_by_id_numbers(session, id_numbers=id_numbers, refresh=refresh)
 
 
 def mark_deceased(session: Session, actor: Actor, *, person_id: int, died_on: date) -> Person:
@@ -988,7 +1096,13 @@ def set_marital_statuses(
     """Set the marital status of many persons (by id) as family planning published it, with
     their history; returns how many changed."""
     changed = 0
-    for person in repository.persons_by_ids(session, person_ids=list(statuses)):
+    # Persons the session holds already need no query (the exchange's marriage events).
+    held = [session.identity_map.get(identity_key(Person, person_id)) for person_id in statuses]
+    persons = [person for person in held if isinstance(person, Person)]
+    missing = [person_id for person_id in statuses if person_id not in {p.id for p in persons}]
+    if missing:
+        persons.extend(repository.persons_by_ids(session, person_ids=missing))
+    for person in persons:
         status = MaritalStatus(statuses[person.id])
         if person.marital_status == status:
             continue
@@ -1003,7 +1117,7 @@ def set_marital_statuses(
             after={"marital_status": status.value},
         )
         changed += 1
-    session.flush()
+    _flush(session)
     return changed
 
 
