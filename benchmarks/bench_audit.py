@@ -11,16 +11,21 @@ import argparse
 import os
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("CITYGRID_DEMO_MODE", "true")
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from citygrid.audit import service as audit  # noqa: E402
 from citygrid.audit.signing import SigningKey  # noqa: E402
-from citygrid.kit.db import get_session_factory  # noqa: E402
+from citygrid.kit.db import dispose_engines, get_session_factory, make_engine  # noqa: E402
 from citygrid.kit.migrate import upgrade  # noqa: E402
+from citygrid.kit.settings import normalise_database_url  # noqa: E402
 
 
 def record(n: int) -> audit.AccessRecord:
@@ -90,14 +95,35 @@ def run(url: str, entries: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--postgres", help="also run against this (empty) PostgreSQL database")
+    parser.add_argument(
+        "--postgres",
+        help="also run on this PostgreSQL server (e.g. postgresql://postgres@127.0.0.1/postgres):"
+        " in a scratch database made for the run and dropped after",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print("SQLite")
         run(f"sqlite:///{Path(tmp) / 'audit.sqlite3'}", args.entries)
     if args.postgres:
         print("PostgreSQL")
-        run(args.postgres, args.entries)
+        with scratch_postgres(args.postgres) as url:
+            run(url, args.entries)
+
+
+@contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards."""
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=None)
+    name = f"citygrid_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield normalise_database_url(server_url).rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 if __name__ == "__main__":
