@@ -13,7 +13,6 @@ import queue
 import socket
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import text
 
 from citygrid.access import accounts
@@ -31,7 +28,6 @@ from citygrid.kit import db as kit_db
 from citygrid.kit.actor import SYSTEM
 from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
-from citygrid.kit.serve import Server
 from citygrid.kit.settings import Settings, normalise_database_url
 from tests.fixtures_territory import DISTRICT_CODE, STREET_CODES, import_mini_city
 
@@ -102,56 +98,6 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-@dataclass
-class Running:
-    """A served app: its base URL, the app, and the uvicorn server (to stop it)."""
-
-    url: str
-    app: FastAPI
-    server: Server
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        """Shut the server down as a signal would, and wait for it."""
-        self.server.should_exit = True
-        self.thread.join(timeout=DEADLINE)
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[Running]:
-    """Serve an app on 127.0.0.1, a free port, in a thread, until the block ends."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = Server(
-        uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    running = Running(base_url, app, server, thread)
-    try:
-        yield running
-    finally:
-        running.stop()
-        listener.close()
 
 
 @dataclass

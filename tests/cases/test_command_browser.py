@@ -22,7 +22,8 @@ from citygrid.access.models import Account
 from citygrid.app import create_app
 from citygrid.kit.db import unit_of_work
 from tests.cases.helpers import tile_report
-from tests.cases.live import DEADLINE, Running, live_settings, prepare_database, serve
+from tests.cases.live import DEADLINE, live_settings, prepare_database
+from tests.live_server import Running, serve
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, TABLET, _open, _require_chromium
 
 pytestmark = pytest.mark.browser

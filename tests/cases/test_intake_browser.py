@@ -5,17 +5,12 @@ picks the category and files the case, which lands with its photo in her grid.""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from citygrid.access import accounts
@@ -26,6 +21,7 @@ from citygrid.kit.migrate import upgrade
 from citygrid.kit.settings import Settings
 from tests.cases.photo_factories import camera_jpeg, files_under
 from tests.fixtures_territory import MINI_GRID_CODES, import_mini_city, point_in_grid
+from tests.live_server import serve
 from tests.web.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -80,34 +76,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             scopes=(GRID,),
             display_name="张思君",
         )
-    app = create_app(settings)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield Live(url=base, database_url=url, media=root / "media")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=DEADLINE_SECONDS)
-        listener.close()
+    with serve(create_app(settings)) as running:
+        yield Live(url=running.url, database_url=url, media=root / "media")
 
 
 @pytest.fixture(scope="module")

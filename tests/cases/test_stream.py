@@ -26,14 +26,13 @@ from tests.cases.helpers import tile_report
 from tests.cases.live import (
     DEADLINE,
     EventReader,
-    Running,
     fresh_postgres_database,
     live_settings,
     prepare_database,
-    serve,
 )
 from tests.conftest import POSTGRES_URL, _postgres_admin_engine
 from tests.fixtures_territory import DISTRICT_CODE
+from tests.live_server import Running, serve
 
 STREAM = "/api/v1/cases/stream"
 

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from citygrid.demo.seed import SEED_GRID_WORKER
 from citygrid.demo.story import run_death_story
 from citygrid.kit.db import get_session_factory
 from citygrid.kit.settings import DEMO_SECRET, Settings, sqlite_url
 from tests.demo.conftest import DemoBuild
+from tests.live_server import serve
 from tests.web.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -45,31 +41,8 @@ def demo_server(sqlite_demo: DemoBuild, tmp_path_factory: pytest.TempPathFactory
     shutil.copy(sqlite_demo.path, copy)
     url = sqlite_url(copy)
     app = create_app(Settings(database_url=url, demo_mode=True), start_worker=True)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:  # noqa: S310
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the demo server did not start")
-        time.sleep(0.05)
-    try:
-        yield url + "|" + base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=DEADLINE_SECONDS)
-        listener.close()
+    with serve(app, lifespan="on") as running:
+        yield url + "|" + running.url
 
 
 def test_the_grid_worker_sees_and_completes_the_story_s_task(

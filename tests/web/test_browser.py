@@ -9,10 +9,6 @@ Without /usr/bin/chromium these tests are skipped, except in CI, where they fail
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
 from citygrid.kit.settings import Settings
 from tests.fixtures_territory import MINI_GRID_CODES
+from tests.live_server import serve
 from tests.web.city import EXPECTED, FULL_GRID, populate
 
 pytestmark = pytest.mark.browser
@@ -75,36 +71,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         populate(session)
     app = create_app(Settings(database_url=url, demo_mode=True))
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(
-        target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True
-    )
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            uvicorn_server.should_exit = True
-            pytest.fail(f"the server did not answer /healthz within {DEADLINE_SECONDS} s")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(url=base_url, app=app)
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=DEADLINE_SECONDS)
-        listener.close()
+    with serve(app) as running:
+        yield LiveServer(url=running.url, app=app)
 
 
 @pytest.fixture(scope="module")

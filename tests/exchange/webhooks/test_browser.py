@@ -5,10 +5,6 @@ is set, else to a pytest temporary directory."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from citygrid.access import accounts, totp
 from citygrid.exchange import outbox
@@ -31,6 +26,7 @@ from tests.exchange.story import PUBLIC_SECURITY, event, family
 from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
 from tests.exchange.webhooks.receiver import Receiver
 from tests.fixtures_territory import import_mini_city
+from tests.live_server import serve
 from tests.web.test_browser import PHONE, TABLET, _open, _require_chromium
 
 pytestmark = pytest.mark.browser
@@ -103,32 +99,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         delivery.drain(factory, sender, worker_id="setup", now=utcnow() + timedelta(seconds=1))
     with unit_of_work(url) as session:
         [dead] = [d for d in service.delivery_log(session, CA_SYSTEM, ref=ref) if d.state == "dead"]
-    app = create_app(settings)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310 - local
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not start")
-            time.sleep(0.05)
     try:
-        yield Site(base, str(created.totp_secret), ref, dead.id)
+        with serve(create_app(settings)) as running:
+            yield Site(running.url, str(created.totp_secret), ref, dead.id)
     finally:
-        server.should_exit = True
-        thread.join(timeout=DEADLINE)
-        listener.close()
         receiver.stop()
 
 
