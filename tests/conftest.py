@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,3 +197,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the log hygiene test last: it checks what every other test logged."""
     last = [item for item in items if item.nodeid.startswith(LOG_HYGIENE_TEST)]
     items[:] = [item for item in items if item not in last] + last
+
+
+# ---------------------------------------------------------------------------- browsers
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, one for the run (Playwright never downloads a browser)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
+    require_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``CITYGRID_SCREENSHOTS`` when set, else a temporary directory."""
+    chosen = os.environ.get("CITYGRID_SCREENSHOTS")
+    if chosen:
+        path = Path(chosen)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screens")

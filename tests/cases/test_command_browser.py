@@ -7,7 +7,6 @@ Screenshots go to ``CITYGRID_SCREENSHOTS`` when it is set, else to a temporary d
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +20,10 @@ from citygrid.access import sessions
 from citygrid.access.models import Account
 from citygrid.app import create_app
 from citygrid.kit.db import unit_of_work
+from tests.browser import TABLET, open_page, require_chromium
 from tests.cases.helpers import tile_report
 from tests.cases.live import DEADLINE, live_settings, prepare_database
 from tests.live_server import Running, serve
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, TABLET, _open, _require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -33,33 +32,11 @@ FEED_WITHIN_SECONDS = 1.0
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, dict[str, str]]]:
-    _require_chromium()
+    require_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('command') / 'command.sqlite3'}"
     tokens = prepare_database(url)
     with serve(create_app(live_settings(url))) as running:
         yield running, tokens
-
-
-@pytest.fixture(scope="module")
-def chromium(live: Any) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chosen = os.environ.get("CITYGRID_SCREENSHOTS")
-    if chosen:
-        path = Path(chosen)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("screens")
 
 
 def web_session_cookie(running: Running, username: str) -> dict[str, Any]:
@@ -78,7 +55,7 @@ def test_a_new_case_appears_in_the_feed_within_a_second_and_is_dispatched(
     live: tuple[Running, dict[str, str]], chromium: Any, screens: Path
 ) -> None:
     running, tokens = live
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.context.add_cookies([web_session_cookie(running, "dispatcher")])
     page.goto(f"{running.url}/command")
     page.wait_for_selector("[data-feed][data-stream='open']", timeout=DEADLINE * 1000)
@@ -136,7 +113,7 @@ def test_a_change_made_elsewhere_updates_the_open_centre(
     ref = httpx.post(
         f"{running.url}/api/v1/cases", json=tile_report(), headers=bearer, timeout=DEADLINE
     ).json()["id"]
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.context.add_cookies([web_session_cookie(running, "dispatcher")])
     page.goto(f"{running.url}/command")
     page.wait_for_selector("[data-feed][data-stream='open']", timeout=DEADLINE * 1000)
@@ -163,7 +140,7 @@ def test_the_case_page_on_a_tablet(
     ref = httpx.post(
         f"{running.url}/api/v1/cases", json=tile_report(), headers=bearer, timeout=DEADLINE
     ).json()["id"]
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.context.add_cookies([web_session_cookie(running, "dispatcher")])
     page.goto(f"{running.url}/cases/{ref}")
     page.wait_for_selector("[data-case-point][data-map='ready']", timeout=DEADLINE * 1000)
@@ -187,7 +164,7 @@ def test_the_department_accepts_a_case_from_its_inbox(
             headers=bearer,
             timeout=DEADLINE,
         ).raise_for_status()
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.context.add_cookies([web_session_cookie(running, "housing-officer")])
     page.goto(f"{running.url}/lang/en?next=/inbox")
     item = page.locator(f"li.work-item[data-ref='{ref}']")

@@ -4,7 +4,6 @@ picks the category and files the case, which lands with its photo in her grid.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +18,16 @@ from citygrid.kit.actor import Actor
 from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
 from citygrid.kit.settings import Settings
-from tests.cases.photo_factories import camera_jpeg, files_under
-from tests.fixtures_territory import MINI_GRID_CODES, import_mini_city, point_in_grid
-from tests.live_server import serve
-from tests.web.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.browser import (
     DEADLINE_SECONDS,
     PHONE,
     TABLET,
-    _open,
-    _require_chromium,
+    open_page,
+    require_chromium,
 )
+from tests.cases.photo_factories import camera_jpeg, files_under
+from tests.fixtures_territory import MINI_GRID_CODES, import_mini_city, point_in_grid
+from tests.live_server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -50,7 +47,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The app on a free local port over a SQLite file with the mini city and Zhang Sijun."""
-    _require_chromium()
+    require_chromium()
     from citygrid.app import create_app
 
     root = tmp_path_factory.mktemp("intake-live")
@@ -80,29 +77,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield Live(url=running.url, database_url=url, media=root / "media")
 
 
-@pytest.fixture(scope="module")
-def chromium(live: Live) -> Iterator[Any]:
-    """Debian's Chromium, headless."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the screenshots go (CITYGRID_SCREENSHOTS, else a temporary directory)."""
-    chosen = os.environ.get("CITYGRID_SCREENSHOTS")
-    if chosen:
-        Path(chosen).mkdir(parents=True, exist_ok=True)
-        return Path(chosen)
-    return tmp_path_factory.mktemp("intake-screens")
-
-
 def _sign_in(page: Any, base: str) -> None:
     page.goto(f"{base}/signin?next=/cases/new")
     page.fill("#username", "zhangsijun")
@@ -114,7 +88,7 @@ def _sign_in(page: Any, base: str) -> None:
 def test_the_grid_worker_files_the_tile_with_a_photo_and_a_tap_on_the_map(
     live: Live, chromium: Any, screens: Path, tmp_path: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     photo = tmp_path / "IMG_2031.jpg"
     photo.write_bytes(camera_jpeg(size=(1200, 900)))
     _sign_in(page, live.url)
@@ -154,7 +128,7 @@ def test_the_grid_worker_files_the_tile_with_a_photo_and_a_tap_on_the_map(
 
 
 def test_the_intake_page_is_one_column_on_a_phone(live: Live, chromium: Any, screens: Path) -> None:
-    page, watch = _open(chromium, viewport=PHONE)
+    page, watch = open_page(chromium, viewport=PHONE)
     _sign_in(page, live.url)
     page.wait_for_selector(".intake__map path", timeout=DEADLINE_SECONDS * 1000)
 
@@ -179,7 +153,7 @@ def test_the_intake_page_is_one_column_on_a_phone(live: Live, chromium: Any, scr
 def test_a_resident_reports_from_a_browser_without_javascript(
     live: Live, chromium: Any, screens: Path, tmp_path: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=PHONE, javascript=False)
+    page, watch = open_page(chromium, viewport=PHONE, javascript=False)
     photo = tmp_path / "drain.jpg"
     photo.write_bytes(camera_jpeg(size=(800, 600)))
     lon, lat = point_in_grid(GRID)

@@ -4,7 +4,6 @@ task list shows the verification task, masked, which she marks done."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,14 @@ from citygrid.demo.seed import SEED_GRID_WORKER
 from citygrid.demo.story import run_death_story
 from citygrid.kit.db import get_session_factory
 from citygrid.kit.settings import DEMO_SECRET, Settings, sqlite_url
-from tests.demo.conftest import DemoBuild
-from tests.live_server import serve
-from tests.web.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.browser import (
     DEADLINE_SECONDS,
     TABLET,
-    _open,
-    _require_chromium,
+    open_page,
+    require_chromium,
 )
+from tests.demo.conftest import DemoBuild
+from tests.live_server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +30,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def demo_server(sqlite_demo: DemoBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A copy of the demo served with its embedded worker on a free local port."""
-    _require_chromium()
+    require_chromium()
     from citygrid.app import create_app
 
     assert sqlite_demo.path is not None
@@ -46,40 +43,31 @@ def demo_server(sqlite_demo: DemoBuild, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_the_grid_worker_sees_and_completes_the_story_s_task(
-    demo_server: str, tmp_path: Path
+    demo_server: str, chromium: Any, screens: Path
 ) -> None:
     url, base = demo_server.split("|")
-    from playwright.sync_api import sync_playwright
+    page: Any
+    page, watch = open_page(chromium, viewport=TABLET)
+    page.goto(f"{base}/signin?next=/my/tasks")
+    page.fill("#username", SEED_GRID_WORKER)
+    page.fill("#password", DEMO_SECRET)
+    page.locator("main form button[type=submit]").first.click()
+    page.wait_for_url(f"{base}/my/tasks")
+    assert page.locator(".task-card").count() == 0
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page: Any
-            page, watch = _open(browser, viewport=TABLET)
-            page.goto(f"{base}/signin?next=/my/tasks")
-            page.fill("#username", SEED_GRID_WORKER)
-            page.fill("#password", DEMO_SECRET)
-            page.locator("main form button[type=submit]").first.click()
-            page.wait_for_url(f"{base}/my/tasks")
-            assert page.locator(".task-card").count() == 0
+    story = run_death_story(get_session_factory(url), deadline=5.0)
+    assert story.complete and story.seconds is not None and story.seconds < 1.0
 
-            story = run_death_story(get_session_factory(url), deadline=5.0)
-            assert story.complete and story.seconds is not None and story.seconds < 1.0
+    page.reload()
+    card = page.locator(".task-card", has_text="核实死亡")
+    card.wait_for(timeout=DEADLINE_SECONDS * 1000)
+    text = card.inner_text()
+    assert "**" in text  # the name masked
+    assert "已死亡" in text or "死亡" in text
+    page.screenshot(path=str(screens / "my-tasks-death-story.png"), full_page=True)
 
-            page.reload()
-            card = page.locator(".task-card", has_text="核实死亡")
-            card.wait_for(timeout=DEADLINE_SECONDS * 1000)
-            text = card.inner_text()
-            assert "**" in text  # the name masked
-            assert "已死亡" in text or "死亡" in text
-            shots = Path(os.environ.get("CITYGRID_SCREENSHOTS") or tmp_path)
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / "my-tasks-death-story.png"), full_page=True)
-
-            card.get_by_role("button").click()
-            page.wait_for_url(f"{base}/my/tasks?done=*")
-            assert "已标记为完成" in page.inner_text("main")
-            assert page.locator(".task-card", has_text="核实死亡").count() == 0
-            watch.assert_clean()
-        finally:
-            browser.close()
+    card.get_by_role("button").click()
+    page.wait_for_url(f"{base}/my/tasks?done=*")
+    assert "已标记为完成" in page.inner_text("main")
+    assert page.locator(".task-card", has_text="核实死亡").count() == 0
+    watch.assert_clean()

@@ -8,12 +8,10 @@ Without /usr/bin/chromium these tests are skipped, except in CI, where they fail
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -21,34 +19,12 @@ from fastapi import FastAPI
 from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
 from citygrid.kit.settings import Settings
+from tests.browser import DEADLINE_SECONDS, PHONE, TABLET, open_page, require_chromium
 from tests.fixtures_territory import MINI_GRID_CODES
 from tests.live_server import serve
 from tests.web.city import EXPECTED, FULL_GRID, populate
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-TABLET = {"width": 1024, "height": 768}
-PHONE = {"width": 390, "height": 844}
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-DEADLINE_SECONDS = 20.0
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if IN_CI:
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
 
 
 @dataclass
@@ -62,7 +38,7 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app served by uvicorn on a free local port."""
-    _require_chromium()
+    require_chromium()
     from citygrid.app import create_app
 
     url = f"sqlite:///{tmp_path_factory.mktemp('live') / 'citygrid.sqlite3'}"
@@ -81,80 +57,6 @@ def live_server(server: LiveServer) -> str:
     return server.url
 
 
-@pytest.fixture(scope="module")
-def chromium(live_server: str) -> Iterator[Any]:
-    """Debian's Chromium, headless (Playwright never downloads a browser here)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the screenshots go."""
-    chosen = os.environ.get("CITYGRID_SCREENSHOTS")
-    if chosen:
-        path = Path(chosen)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("screens")
-
-
-@dataclass
-class Watch:
-    """What went wrong in the page: console errors, script errors, failed or outside requests."""
-
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    failed_requests: list[str] = field(default_factory=list)
-    outside_requests: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        assert self.console_errors == []
-        assert self.page_errors == []
-        assert self.failed_requests == []
-        assert self.outside_requests == []
-
-
-def _open(chromium: Any, *, viewport: dict[str, int], javascript: bool = True) -> tuple[Any, Watch]:
-    """A fresh page (no cookies) that records problems and never reaches another host."""
-    context = chromium.new_context(
-        viewport=viewport, java_script_enabled=javascript, locale="zh-CN", device_scale_factor=1
-    )
-    watch = Watch()
-
-    def guard(route: Any) -> None:
-        host = urlsplit(route.request.url).hostname
-        if host in LOCAL_HOSTS or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            watch.outside_requests.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", guard)
-    page = context.new_page()
-    page.on("console", lambda m: m.type == "error" and watch.console_errors.append(m.text))
-    page.on("pageerror", lambda error: watch.page_errors.append(str(error)))
-
-    def failed(request: Any) -> None:
-        # A navigation cancels what the previous page still loaded (the icon): not a fault.
-        if request.failure != "net::ERR_ABORTED":
-            watch.failed_requests.append(f"{request.url} {request.failure}")
-
-    def answered(response: Any) -> None:
-        if response.status >= 400:
-            watch.failed_requests.append(f"{response.url} HTTP {response.status}")
-
-    page.on("requestfailed", failed)
-    page.on("response", answered)
-    return page, watch
-
-
 def _wait_for_paths(page: Any, selector: str, count: int) -> None:
     page.wait_for_function(
         "([selector, count]) => document.querySelectorAll(selector).length === count",
@@ -166,7 +68,7 @@ def _wait_for_paths(page: Any, selector: str, count: int) -> None:
 def test_a_grid_worker_finds_a_grid_on_the_map(
     live_server: str, chromium: Any, screens: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.goto(f"{live_server}/")
     # Leaflet draws one SVG path per unit: 10 grids, 4 communities, 2 streets.
     _wait_for_paths(page, "path.cg-grid", len(MINI_GRID_CODES))
@@ -207,7 +109,7 @@ def test_a_grid_worker_finds_a_grid_on_the_map(
 
 
 def test_a_grid_can_be_chosen_with_the_keyboard(live_server: str, chromium: Any) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.goto(f"{live_server}/")
     _wait_for_paths(page, "path.cg-grid", len(MINI_GRID_CODES))
     page.focus(f'path[data-code="{MINI_GRID_CODES[5]}"]')
@@ -217,7 +119,7 @@ def test_a_grid_can_be_chosen_with_the_keyboard(live_server: str, chromium: Any)
 
 
 def test_the_skip_link_is_first_and_visible_on_focus(live_server: str, chromium: Any) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.goto(f"{live_server}/")
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.getAttribute('href')")
@@ -230,7 +132,7 @@ def test_the_skip_link_is_first_and_visible_on_focus(live_server: str, chromium:
 def test_on_a_phone_the_panel_comes_below_the_map(
     live_server: str, chromium: Any, screens: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=PHONE)
+    page, watch = open_page(chromium, viewport=PHONE)
     page.goto(f"{live_server}/")
     _wait_for_paths(page, "path.cg-grid", len(MINI_GRID_CODES))
     map_box = page.locator("#map").bounding_box()
@@ -248,7 +150,7 @@ def test_on_a_phone_the_panel_comes_below_the_map(
 def test_without_javascript_the_list_still_leads_to_every_grid(
     live_server: str, chromium: Any, screens: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=TABLET, javascript=False)
+    page, watch = open_page(chromium, viewport=TABLET, javascript=False)
     page.goto(f"{live_server}/")
     assert page.locator(".map__fallback").is_visible()
     assert page.locator(".unit-list a[href^='/grids/']").count() == len(MINI_GRID_CODES)
@@ -263,7 +165,7 @@ def test_without_javascript_the_list_still_leads_to_every_grid(
 def test_an_unknown_grid_shows_the_not_found_page(
     live_server: str, chromium: Any, screens: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     response = page.goto(f"{live_server}/grids/440104009009009")
     assert response is not None and response.status == 404
     assert page.locator("h1").inner_text() == "页面不存在"
@@ -281,7 +183,7 @@ def test_a_tile_url_in_the_settings_adds_a_base_map(server: LiveServer, chromium
     tiles = f"{server.url}/static/img/logo.svg?z={{z}}&x={{x}}&y={{y}}"
     server.app.state.settings = settings.model_copy(update={"map_tile_url": tiles})
     try:
-        page, watch = _open(chromium, viewport=TABLET)
+        page, watch = open_page(chromium, viewport=TABLET)
         page.goto(f"{server.url}/")
         _wait_for_paths(page, "path.cg-grid", len(MINI_GRID_CODES))
         page.locator("img.leaflet-tile").first.wait_for()
@@ -291,7 +193,7 @@ def test_a_tile_url_in_the_settings_adds_a_base_map(server: LiveServer, chromium
 
 
 def test_when_the_map_data_fails_the_page_says_so(live_server: str, chromium: Any) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.route(
         "**/api/v1/territory/440104/grids.geojson",
         lambda route: route.fulfill(status=503, json={"error": {"code": "unavailable"}}),

@@ -22,12 +22,12 @@ from citygrid.kit.migrate import upgrade
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
 from tests.access.auth_factories import ADMIN, FAST_HASHING, PASSWORD
+from tests.browser import PHONE, TABLET, open_page, require_chromium
 from tests.exchange.story import PUBLIC_SECURITY, event, family
 from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
 from tests.exchange.webhooks.receiver import Receiver
 from tests.fixtures_territory import import_mini_city
 from tests.live_server import serve
-from tests.web.test_browser import PHONE, TABLET, _open, _require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,7 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A SQLite file with a subscription whose log holds delivered and dead deliveries, and
     the app serving it on a free local port."""
-    _require_chromium()
+    require_chromium()
     from citygrid.app import create_app
 
     url = f"sqlite:///{tmp_path_factory.mktemp('webhooks-live') / 'citygrid.sqlite3'}"
@@ -106,36 +106,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         receiver.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium(site: Site) -> Iterator[Any]:
-    """Debian's Chromium, headless."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import os
-
-    chosen = os.environ.get("CITYGRID_SCREENSHOTS")
-    if chosen:
-        Path(chosen).mkdir(parents=True, exist_ok=True)
-        return Path(chosen)
-    return tmp_path_factory.mktemp("screens")
-
-
 def test_an_officer_replays_a_dead_delivery_in_the_browser(
     site: Site, chromium: Any, screens: Path
 ) -> None:
-    page, watch = _open(chromium, viewport=TABLET)
+    page, watch = open_page(chromium, viewport=TABLET)
     page.goto(f"{site.url}/signin?next=/exchange/subscriptions/{site.subscription}")
     page.fill("#username", "ca-officer")
     page.fill("#password", PASSWORD)
