@@ -52,6 +52,7 @@ from citygrid.exchange.models import (
     TenancyStatus,
 )
 from citygrid.kit.models import Base
+from citygrid.kit.queue import claim_batch
 from citygrid.registry.repository import scope_condition
 
 # Rows per IN list: far below every backend's limit on bound parameters.
@@ -578,26 +579,15 @@ def claim_outbox(
         older.c.id < _OUTBOX.c.id,
         older.c.state.in_(_UNDELIVERED),
     )
-    candidates = (
-        select(_OUTBOX.c.id)
-        .where(_OUTBOX.c.state.in_(_UNDELIVERED), _due(now), ~blocked)
-        .order_by(_OUTBOX.c.id)
-        .limit(batch)
+    return claim_batch(
+        session,
+        _OUTBOX,
+        claimable=and_(_OUTBOX.c.state.in_(_UNDELIVERED), _due(now), ~blocked),
+        batch=batch,
+        claimed_state=OutboxState.CLAIMED,
+        worker_id=worker_id,
+        lease_until=lease_until,
     )
-    if _dialect(session) == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=OutboxState.CLAIMED,
-            claimed_by=worker_id,
-            claimed_until=lease_until,
-            attempts=_OUTBOX.c.attempts + 1,
-        )
-        .returning(_OUTBOX.c.id)
-    )
-    return sorted(session.execute(statement).scalars())
 
 
 def hold_entries(

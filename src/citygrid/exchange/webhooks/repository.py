@@ -30,6 +30,7 @@ from citygrid.exchange.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from citygrid.kit.queue import claim_batch
 
 _SUBS = cast(Table, Subscription.__table__)
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
@@ -175,26 +176,17 @@ def claim(
         older.c.id < _DELIVERIES.c.id,
         older.c.state.in_(_UNDELIVERED),
     )
-    candidates = (
-        select(_DELIVERIES.c.id)
-        .where(_DELIVERIES.c.state.in_(_UNDELIVERED), _due(now), ~blocked, _active_subscription())
-        .order_by(_DELIVERIES.c.id)
-        .limit(batch)
+    return claim_batch(
+        session,
+        _DELIVERIES,
+        claimable=and_(
+            _DELIVERIES.c.state.in_(_UNDELIVERED), _due(now), ~blocked, _active_subscription()
+        ),
+        batch=batch,
+        claimed_state=DeliveryState.CLAIMED,
+        worker_id=worker_id,
+        lease_until=lease_until,
     )
-    if _dialect(session) == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(_DELIVERIES)
-        .where(_DELIVERIES.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=DeliveryState.CLAIMED,
-            claimed_by=worker_id,
-            claimed_until=lease_until,
-            attempts=_DELIVERIES.c.attempts + 1,
-        )
-        .returning(_DELIVERIES.c.id)
-    )
-    return sorted(session.execute(statement).scalars())
 
 
 def claimed_rows(session: Session, *, delivery_ids: Sequence[int]) -> list[Any]:
