@@ -21,7 +21,8 @@ Use in routes::
   wrong token answers 403 before the route runs, so nothing changes. Bearer-token calls are
   not checked (a browser never adds that header by itself); requests with no session are
   not checked either (there is nothing to ride on); ``/signin`` checks its own signed
-  double-submit cookie.
+  double-submit cookie; Open311 (``/open311/``) authenticates by its ``api_key`` alone and
+  never reads the session, so it is not checked either.
 - Templates: ``signed_in()`` is the caller (``.actor``, ``.display_name``, ``.role_label``)
   or None; ``csrf_field()`` and ``csrf_token()`` as above ('' when nobody is signed in, as
   such forms are not checked); ``role_label(role)`` names a role in the current locale.
@@ -61,6 +62,9 @@ CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # These check their own credentials and never act on the session cookie.
 CSRF_EXEMPT_PATHS = frozenset({"/signin", "/api/v1/auth/token"})
+# Open311 (GeoReport v2) authenticates each POST by its api_key; its routes never read the
+# session's identity, so a cookie the browser adds lends them nothing to forge.
+CSRF_EXEMPT_PREFIXES = ("/open311/",)
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -224,6 +228,7 @@ async def identify_request(
         and caller.via == "session"
         and request.method in UNSAFE_METHODS
         and request.url.path not in CSRF_EXEMPT_PATHS
+        and not request.url.path.startswith(CSRF_EXEMPT_PREFIXES)
         and not getattr(request.state, "csrf_checked", False)
     ):
         sent = await _sent_csrf_token(request)

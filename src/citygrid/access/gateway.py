@@ -1271,6 +1271,25 @@ class ReporterContact:
     audit_entry_id: int | None = None
 
 
+def case_reporter_visible(actor: Actor, *, purpose: str) -> bool:
+    """Whether the actor's role may use the purpose and sees some field of a case's reporter
+    for it (masked or clear): the policy alone, nothing read and nothing logged. Pages ask
+    it before ``case_reporter`` so that roles that never see a reporter are not refused
+    (and logged) on every visit."""
+    policy = default_policy()
+    try:
+        grant = policy.grant(actor.role, actor.department)
+    except PolicyError:
+        return False
+    if purpose not in policy.purposes or purpose not in grant.purposes:
+        return False
+    view = _view(actor.role, actor.department, purpose)
+    return any(
+        view.levels[field_name] is not Level.HIDDEN and policy.masks[field_name] is not None
+        for field_name in REPORTER_FIELDS.values()
+    )
+
+
 def case_reporter(
     session: Session,
     actor: Actor,

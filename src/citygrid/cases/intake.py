@@ -282,6 +282,15 @@ def reporter(
     )
 
 
+def shows_reporter(actor: Actor, case: Case, *, purpose: str) -> bool:
+    """True when a page should read the case's reporter for the purpose: the case has a
+    contact and the actor's role may see some of it. Nothing is read or logged here; a role
+    that may never see it leaves no refusal in the access log on every visit."""
+    if case.reporter_contact_name is None and case.reporter_contact_phone is None:
+        return False
+    return gateway.case_reporter_visible(actor, purpose=purpose)
+
+
 def citizen_actor(reporter_key: str, *, request_id: str | None = None) -> Actor:
     """The actor of a resident on the public page: no account, no scope; ``reporter_key``
     ties a repeated submission of one form to its first case."""

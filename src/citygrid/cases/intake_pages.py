@@ -42,10 +42,13 @@ from citygrid.kit.errors import CitygridError, Forbidden, ValidationFailed
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
-from citygrid.kit.web import render
+from citygrid.kit.web import render, templates
 from citygrid.territory.api import LocatorDep
 
 router = APIRouter(include_in_schema=False)
+
+# The layout's "Report a problem" link goes to the staff form for those who may file.
+templates.env.globals["may_file_cases"] = intake.may_file
 
 REPORT_COOKIE = "citygrid_report_csrf"
 REPORT_TOKEN_FIELD = "report_token"  # noqa: S105 - a form field name

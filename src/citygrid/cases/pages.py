@@ -19,22 +19,31 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.convertors import Convertor, register_url_convertor
 
-from citygrid.access.deps import CurrentActor
+from citygrid.access import gateway
+from citygrid.access.deps import CurrentActor, request_settings
 from citygrid.access.models import Role
-from citygrid.cases import service
+from citygrid.access.persons_api import begin_audited_read, commit_before_answering
+from citygrid.cases import intake, service
 from citygrid.cases.api import WriteSessionDep
 from citygrid.cases.calendar import CHINA_STANDARD_TIME
 from citygrid.cases.catalogue import Category, load_catalogue
+from citygrid.cases.forms import FORM_TYPES, Submission, form_fields
+from citygrid.cases.intake_pages import PageSubmission, page_submission
 from citygrid.cases.models import OPEN_STATES, Action, Case, CaseState
-from citygrid.cases.schemas import CaseDetail, CaseRead, TransitionCreate
+from citygrid.cases.schemas import (
+    CaseDetail,
+    CaseRead,
+    ReporterRead,
+    ReporterReveal,
+    TransitionCreate,
+)
 from citygrid.kit.actor import Actor
-from citygrid.kit.errors import Forbidden, ValidationFailed
+from citygrid.kit.errors import CitygridError, Forbidden, ValidationFailed
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow
 from citygrid.kit.web import SessionDep, render, templates
@@ -186,8 +195,18 @@ def reason_labels() -> dict[str, str]:
     }
 
 
+def photo_stage_labels() -> dict[str, str]:
+    """When a photo was taken."""
+    return {
+        "reported": _("With the report"),
+        "feedback": _("With the department's feedback"),
+        "verification": _("At the verification on site"),
+    }
+
+
 def _labels() -> dict[str, Any]:
     return {
+        "photo_stage_labels": photo_stage_labels(),
         "state_labels": state_labels(),
         "action_labels": action_labels(),
         "priority_labels": priority_labels(),
@@ -414,14 +433,50 @@ def case_list(
     )
 
 
-@router.get("/inbox", response_class=HTMLResponse)
-def inbox(
+@dataclass(frozen=True)
+class FormFailure:
+    """A refused form, shown again on the page it came from: the case and action of the
+    form, the reasons by field (``photos[0]`` as ``photos``), every reason as sent, and the
+    note typed (given back so that nothing has to be typed twice)."""
+
+    ref: str
+    action: str
+    errors: dict[str, str]
+    details: list[dict[str, str]]
+    note: str = ""
+
+    @classmethod
+    def of(cls, case_ref: str, fields: dict[str, Any], error: CitygridError) -> FormFailure:
+        """The failure of ``error`` for the form of ``case_ref`` that sent ``fields``."""
+        details: list[dict[str, str]] = []
+        errors: dict[str, str] = {}
+        items = error.details if isinstance(error.details, list) else []
+        for item in items:
+            if isinstance(item, dict) and "field" in item:
+                name, reason = str(item["field"]), str(item.get("reason", ""))
+                details.append({"field": name, "reason": reason})
+                errors.setdefault(name.split("[", 1)[0].split(".", 1)[0], reason)
+        if not details:
+            details.append({"field": "form", "reason": error.message})
+        note = fields.get("note")
+        return cls(
+            ref=case_ref,
+            action=str(fields.get("action", "")),
+            errors=errors,
+            details=details,
+            note=note if isinstance(note, str) else "",
+        )
+
+
+def _inbox_page(
     request: Request,
-    session: SessionDep,
-    actor: CurrentActor,
-    done: Annotated[str | None, Query(max_length=20)] = None,
-) -> Response:
-    """The department's dispatched and handling cases, soonest deadline first."""
+    session: Session,
+    actor: Actor,
+    *,
+    done: str | None = None,
+    failure: FormFailure | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     now = utcnow()
     views = [
         _view(session, actor, row, now, detail=False)
@@ -430,11 +485,51 @@ def inbox(
     return render(
         request,
         "cases/inbox.html",
+        status_code=status_code,
         **_labels(),
         views=views,
         department=actor.department,
         overdue_count=sum(1 for view in views if view.case.overdue),
         done_message=_done_message(done),
+        form_error=failure,
+        category_name=category_name,
+    )
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+def inbox(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The department's dispatched and handling cases, soonest deadline first."""
+    return _inbox_page(request, session, actor, done=done)
+
+
+def _verifications_page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    *,
+    done: str | None = None,
+    failure: FormFailure | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    now = utcnow()
+    views = [
+        _view(session, actor, row, now, detail=False)
+        for row in service.awaiting_verification(session, actor)
+    ]
+    return render(
+        request,
+        "cases/verifications.html",
+        status_code=status_code,
+        **_labels(),
+        views=views,
+        grids=service.own_grids(actor),
+        done_message=_done_message(done),
+        form_error=failure,
         category_name=category_name,
     )
 
@@ -447,23 +542,67 @@ def verifications(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """The grid worker's handled cases waiting for her check on site."""
-    now = utcnow()
-    views = [
-        _view(session, actor, row, now, detail=False)
-        for row in service.awaiting_verification(session, actor)
-    ]
-    return render(
-        request,
-        "cases/verifications.html",
-        **_labels(),
-        views=views,
-        grids=service.own_grids(actor),
-        done_message=_done_message(done),
-        category_name=category_name,
-    )
+    return _verifications_page(request, session, actor, done=done)
 
 
 # ============================================================================ the case page
+
+#: The purpose for which the case page reads the reporter's contact.
+REPORTER_PURPOSE = "case-handling"
+
+
+def reporter_labels() -> dict[str, str]:
+    """The reporter's fields by their answer names."""
+    return {"name": _("Name"), "phone": _("Phone")}
+
+
+def _case_page(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    case_ref: str,
+    *,
+    done: str | None = None,
+    failure: FormFailure | None = None,
+    revealed: ReporterRead | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The case page; the reporter's contact read through the gateway (masked, audited) when
+    the case has one and the user's role may see it, or as just ``revealed``."""
+    case = service.get_case(session, actor, case_ref=case_ref)
+    reporter = revealed
+    audited = revealed is not None
+    if reporter is None and intake.shows_reporter(actor, case, purpose=REPORTER_PURPOSE):
+        begin_audited_read(session)
+        audited = True
+        try:
+            reporter = intake.reporter(session, actor, case_ref=case_ref, purpose=REPORTER_PURPOSE)
+        except CitygridError as error:
+            # Logged as denied; the page shows the case without the contact.
+            gateway.record_denial(session, error)
+    now = utcnow()
+    view = _view(session, actor, case, now, detail=True)
+    response = render(
+        request,
+        "cases/case.html",
+        status_code=status_code,
+        **_labels(),
+        view=view,
+        detail=view.case,
+        is_open=case.state in OPEN_STATES,
+        done_message=_done_message(done),
+        form_error=failure,
+        reporter=reporter,
+        reporter_revealed=revealed is not None,
+        reporter_labels=reporter_labels(),
+        reporter_purpose=REPORTER_PURPOSE,
+        category_name=category_name,
+        tile_url=request.app.state.settings.map_tile_url,
+    )
+    if audited:
+        # The read and its access-log entry are committed before the page leaves.
+        commit_before_answering(session)
+    return response
 
 
 @router.get("/cases/{case_ref:caseref}", response_class=HTMLResponse)
@@ -474,73 +613,117 @@ def case_page(
     case_ref: str,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """One case: details, category and criteria, place, deadline, history, photos, and the
-    forms of the actions this user may take now."""
-    now = utcnow()
-    case = service.get_case(session, actor, case_ref=case_ref)
-    view = _view(session, actor, case, now, detail=True)
+    """One case: details, category and criteria, place, deadline, history, photos, the
+    reporter's contact where the role may see it (masked), and the forms of the actions
+    this user may take now."""
+    return _case_page(request, session, actor, case_ref, done=done)
+
+
+@router.post("/cases/{case_ref:caseref}/reporter/reveal", response_class=HTMLResponse)
+def reveal_reporter(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    case_ref: str,
+    purpose: Annotated[str | None, Form(max_length=40)] = None,
+    fields: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """The reporter's chosen fields in clear on the case page, where the role's policy lets
+    the purpose reveal them (audited with the fields revealed; a refusal is logged too)."""
+    wanted = intake.parse(ReporterReveal, {"purpose": purpose or "", "fields": fields or []})
+    begin_audited_read(session)
+    try:
+        shown = intake.reporter(
+            session, actor, case_ref=case_ref, purpose=wanted.purpose, reveal=wanted.fields
+        )
+    except CitygridError as error:
+        return _refused(request, session, error)
+    return _case_page(request, session, actor, case_ref, revealed=shown)
+
+
+def _refused(request: Request, session: Session, error: CitygridError) -> HTMLResponse:
+    """The error page, after logging (and committing) the refusal the error carries: the
+    denied entry stays even though nothing else of the request does."""
+    gateway.record_denial(session, error)
+    commit_before_answering(session)
     return render(
         request,
-        "cases/case.html",
-        **_labels(),
-        view=view,
-        detail=view.case,
-        is_open=case.state in OPEN_STATES,
-        done_message=_done_message(done),
-        category_name=category_name,
-        tile_url=request.app.state.settings.map_tile_url,
+        "error.html",
+        status_code=error.status_code,
+        error=error.to_dict()["error"],
+        status=error.status_code,
+        show_message=True,
     )
 
 
-def _optional(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
+async def _transition_form(request: Request, actor: CurrentActor) -> PageSubmission:
+    """The form's fields and checked photos, read once the caller is known and before the
+    write lock; a refusal is kept to be shown on the form's page."""
+    read = await page_submission(request)
+    content_type = request.headers.get("content-type", "").lower()
+    if (
+        read.submission is None
+        and isinstance(read.error, ValidationFailed)
+        and content_type.startswith(FORM_TYPES)
+    ):
+        # Photos refused: the form's own fields (parsed already) still tell which page to
+        # show again and what was typed.
+        fields, extra = form_fields(await request.form())
+        return PageSubmission(Submission(fields=fields, extra=extra, is_form=True), read.error)
+    return read
+
+
+TransitionFormDep = Annotated[PageSubmission, Depends(_transition_form)]
+
+#: The longest ``next`` a form may send.
+NEXT_MAX = 300
+#: The pages a transition form may be shown again on, besides the case page.
+_FORM_PAGES = {"/inbox": _inbox_page, "/my/verifications": _verifications_page}
+
+
+def _back_to(case_ref: str, next_page: Any) -> str:
+    """Where to go after the step: a local path sent as ``next``, else the case page."""
+    if not isinstance(next_page, str) or len(next_page) > NEXT_MAX:
+        return f"/cases/{case_ref}"
+    target = local_path(next_page)
+    return f"/cases/{case_ref}" if target == "/" else target
 
 
 @router.post("/cases/{case_ref:caseref}/transitions", response_class=HTMLResponse)
 def post_transition(
-    session: WriteSessionDep,
+    request: Request,
     actor: CurrentActor,
+    form: TransitionFormDep,
+    session: WriteSessionDep,
     case_ref: str,
-    action: Annotated[str, Form(max_length=20)],
-    note: Annotated[str | None, Form()] = None,
-    department: Annotated[str | None, Form(max_length=40)] = None,
-    priority: Annotated[str | None, Form(max_length=10)] = None,
-    result: Annotated[str | None, Form(max_length=10)] = None,
-    score: Annotated[str | None, Form(max_length=3)] = None,
-    reason: Annotated[str | None, Form(max_length=30)] = None,
-    duplicate_of: Annotated[str | None, Form(max_length=24)] = None,
-    next_page: Annotated[str | None, Form(alias="next", max_length=300)] = None,
 ) -> Response:
-    """Take a step of the loop from a page's form, then go back to the page."""
-    fields = {
-        "action": action,
-        "note": _optional(note),
-        "department": _optional(department),
-        "priority": _optional(priority),
-        "result": _optional(result),
-        "score": _optional(score),
-        "reason": _optional(reason),
-        "duplicate_of": _optional(duplicate_of),
-    }
-    try:
-        request = TransitionCreate.model_validate(
-            {key: value for key, value in fields.items() if value is not None}
-        )
-    except ValidationError as error:
-        details = [
-            {
-                "field": ".".join(str(part) for part in item["loc"]) or "form",
-                "reason": item["msg"],
-            }
-            for item in error.errors()
-        ]
-        message = "; ".join(f"{item['field']}: {item['reason']}" for item in details)
-        raise ValidationFailed(message, details=details) from None
-    service.apply_transition(session, actor, case_ref=case_ref, request=request)
-    target = local_path(next_page) if next_page else f"/cases/{case_ref}"
-    if target == "/":
-        target = f"/cases/{case_ref}"
-    return RedirectResponse(_with_done(target, request.action.value), status_code=303)
+    """Take a step of the loop from a page's form (photos with feedback and verify, checked
+    as the API checks them), then go back to the page. Bad fields or photos show that page
+    again (422) with the reasons by the form's fields, and nothing changed."""
+    submission = form.submission
+    fields = dict(submission.fields) if submission is not None else {}
+    target = _back_to(case_ref, fields.pop("next", None))
+    error = form.error
+    if submission is not None and error is None:
+        try:
+            with session.begin_nested():
+                step = intake.parse(TransitionCreate, fields)
+                intake.apply_transition(
+                    session,
+                    actor,
+                    case_ref=case_ref,
+                    request=step,
+                    photos=submission.photos,
+                    store=intake.photo_store(request_settings(request)),
+                )
+        except ValidationFailed as refused:
+            error = refused
+        else:
+            return RedirectResponse(_with_done(target, step.action.value), status_code=303)
+    assert error is not None  # noqa: S101 - either taken or refused
+    failure = FormFailure.of(case_ref, fields, error)
+    status_code = error.status_code
+    again = _FORM_PAGES.get(urlsplit(target).path)
+    if again is not None:
+        return again(request, session, actor, failure=failure, status_code=status_code)
+    return _case_page(request, session, actor, case_ref, failure=failure, status_code=status_code)
