@@ -21,18 +21,13 @@ from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
 from citygrid.territory.locator import Locator
 from tests.access.gateway_factories import entries
+from tests.browser import DEADLINE_SECONDS, open_page, require_chromium
 from tests.cases.conftest import DISPATCHER, HOUSING, ZHANG
 from tests.cases.helpers import file_case, step
-from tests.cases.live import PASSWORD, live_settings, serve
+from tests.cases.live import PASSWORD, live_settings
 from tests.cases.photo_factories import camera_jpeg
 from tests.fixtures_territory import import_mini_city
-from tests.web.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DEADLINE_SECONDS,
-    _open,
-    _require_chromium,
-)
+from tests.live_server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +51,7 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The app on a free local port over a SQLite file: the mini city, a case being handled
     by housing and construction, and a hotline case with the caller's contact."""
-    _require_chromium()
+    require_chromium()
     root = tmp_path_factory.mktemp("case-pages-live")
     url = f"sqlite:///{root / 'citygrid.sqlite3'}"
     upgrade(url)
@@ -92,21 +87,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield Live(running.url, url, cookies, *refs)
 
 
-@pytest.fixture(scope="module")
-def chromium(live: Live) -> Iterator[Any]:
-    """Debian's Chromium, headless."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def signed_in(chromium: Any, live: Live, role: str) -> tuple[Any, Any]:
-    page, watch = _open(chromium, viewport=TABLET_PORTRAIT)
+    page, watch = open_page(chromium, viewport=TABLET_PORTRAIT)
     page.context.add_cookies(
         [{"name": "citygrid_session", "value": live.cookies[role], "url": live.url}]
     )
