@@ -115,6 +115,8 @@ NOT_MEETING = {CaseSource.GRID_WORKER: 0.02, CaseSource.HOTLINE: 0.10, CaseSourc
 DUPLICATE_SHARE = 0.03
 REWORK_SHARE = 0.07
 EVALUATED_SHARE = 0.95
+#: At most a quarter of the cases held with their department are past the deadline.
+OVERDUE_SHARE_OF_QUOTA = 4
 #: Reports by hour of the day (China Standard Time), 07:00 to 21:00.
 REPORT_HOURS = (
     (7, 2), (8, 6), (9, 10), (10, 11), (11, 8), (12, 3), (13, 3), (14, 9), (15, 10),
@@ -337,16 +339,18 @@ class _Planner:
         deadline_hours = category.deadline(plan.priority).hours
         registered = self._after(plan.reported_at, 0.6)
         dispatched = self._after(registered, 0.3, 0.02)
-        accepted = self._after(dispatched, 0.8)
-        share = math.exp(rng.gauss(math.log(0.45), 0.6))
-        handled = add_working_time(accepted, hours=max(0.3, deadline_hours * share))
+        # The department takes its share of the deadline (log-normal: about one case in
+        # eight answered late); the grid worker checks on her next round.
+        accepted = add_working_time(dispatched, hours=deadline_hours * rng.uniform(0.02, 0.1))
+        share = math.exp(rng.gauss(math.log(0.4), 0.5))
+        handled = add_working_time(accepted, hours=max(0.1, deadline_hours * share))
         plan.steps += [
             Step(Action.REGISTER, registered, dispatcher),
             Step(Action.DISPATCH, dispatched, dispatcher),
             Step(Action.ACCEPT, accepted, officer),
             Step(Action.FEEDBACK, handled, officer, note="已处理：" + category.close_zh),
         ]
-        verified = self._after(handled, 2.5, 0.2)
+        verified = add_working_time(handled, hours=deadline_hours * rng.uniform(0.03, 0.25))
         if rng.random() < REWORK_SHARE:
             plan.steps.append(
                 Step(
@@ -361,7 +365,7 @@ class _Planner:
             plan.steps.append(
                 Step(Action.FEEDBACK, handled, officer, note="已返工处理：" + category.close_zh)
             )
-            verified = self._after(handled, 2.5, 0.2)
+            verified = add_working_time(handled, hours=deadline_hours * rng.uniform(0.03, 0.25))
         plan.steps.append(Step(Action.VERIFY, verified, worker, result="pass"))
         if rng.random() < EVALUATED_SHARE:
             score = rng.choices((5, 4, 3, 2, 1), weights=(50, 30, 12, 5, 3))[0]
@@ -495,6 +499,13 @@ def generate_case_rows(
     return _rows(plans, now, sqlite)
 
 
+def _overdue(plan: Plan, now: datetime) -> bool:
+    dispatched = _entered(plan, CaseState.DISPATCHED)
+    if dispatched is None:
+        return False
+    return plan.category.deadline(plan.priority).deadline_from(dispatched) < now
+
+
 def _hold_open(plans: list[Plan], now: datetime, quota: int, seed_grid: Grid | None) -> None:
     """Hold the most recent cases at each open state until each has ``quota``; the seed
     grid gets its handled cases waiting for verification."""
@@ -533,8 +544,24 @@ def _hold_open(plans: list[Plan], now: datetime, quota: int, seed_grid: Grid | N
             and _state_of(_cut(plan, now)) != state.value
         ]
         pool.sort(key=lambda pair: pair[0], reverse=True)
-        for _entered_at, plan in pool[:need]:
+        overdue_left = max(1, quota // OVERDUE_SHARE_OF_QUOTA)
+        for _entered_at, plan in pool:
+            if need == 0:
+                break
+            # Keep most of the held cases within their deadline: a few are overdue.
+            if state in (CaseState.DISPATCHED, CaseState.HANDLING) and _overdue(plan, now):
+                if overdue_left == 0:
+                    continue
+                overdue_left -= 1
             plan.stop = state
+            need -= 1
+        # Too few recent ones within their deadline: the rest are overdue.
+        for _entered_at, plan in pool:
+            if need == 0:
+                break
+            if plan.stop is None:
+                plan.stop = state
+                need -= 1
 
 
 def _state_of(steps: list[Step]) -> str:
