@@ -67,6 +67,11 @@ class TileStory:
         return self.state == CaseState.EVALUATED.value
 
 
+def _officer(department: str) -> str:
+    name = department_actor(department).name
+    return name if name == department else f"{name} ({department})"
+
+
 def tile_photo() -> bytes:
     """A generated photo of a cracked paving tile (JPEG)."""
     image = Image.new("RGB", (800, 600), (150, 150, 145))
@@ -167,13 +172,13 @@ def run_tile_story(
     act(
         "department",
         TransitionCreate(action=Action.ACCEPT),
-        lambda c: f"{department_actor(c.department).name} ({c.department}) accepted it",
+        lambda c: f"{_officer(c.department)} accepted it",
     )
     act(
         "department",
         TransitionCreate(action=Action.FEEDBACK, note="已更换破损地砖，铺装平整牢固。"),
         lambda c: (
-            f"{department_actor(c.department).name} answered: handled after "
+            f"{_officer(c.department)} answered: handled after "
             f"{c.handling_hours or 0:.2f} working hours"
         ),
     )
