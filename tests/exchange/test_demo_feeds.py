@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citygrid.demo import feeds
-from citygrid.demo.tasks import FEEDS_TASK, periodic_tasks
+from citygrid.demo.tasks import CASES_TASK, FEEDS_TASK, periodic_tasks
 from citygrid.exchange import outbox
 from citygrid.exchange.catalogue import default_catalogue
 from citygrid.exchange.models import LifeEventRecord
@@ -71,6 +71,6 @@ def test_the_feeds_run_only_in_demo_mode_when_switched_on(database_url: str) -> 
         settings = Settings(database_url=database_url, **values)  # type: ignore[arg-type]
         return [task.name for task in periodic_tasks(settings)]
 
-    assert names(demo_mode=True, demo_feeds=True) == [FEEDS_TASK]
+    assert names(demo_mode=True, demo_feeds=True) == [FEEDS_TASK, CASES_TASK]
     assert names(demo_mode=True, demo_feeds=False) == []
     assert names(demo_mode=False, demo_feeds=True, secret_key="x" * 40) == []

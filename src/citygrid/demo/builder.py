@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from sqlalchemy.pool import NullPool
 
 from citygrid.access.demo_accounts import DemoAccount, create_demo_accounts
 from citygrid.demo import repository
+from citygrid.demo.cases import CASE_COLUMNS, generate_case_rows
 from citygrid.demo.datasets import DATASET_COLUMNS, department_rows
 from citygrid.demo.geography import build_territory
 from citygrid.demo.population import (
@@ -44,14 +46,17 @@ from citygrid.kit.db import make_engine
 from citygrid.kit.errors import Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.migrate import upgrade
+from citygrid.kit.models import utcnow
 from citygrid.kit.settings import DEMO_SECRET, get_settings, normalise_database_url, sqlite_url
 from citygrid.registry.catalogue import load_component_classes, sync_component_classes
 from citygrid.territory.service import import_feature_collection
 
 DEMO_ACTOR = Actor(name="demo-builder", role="system")
-COLUMNS = REGISTRY_COLUMNS | DATASET_COLUMNS
+COLUMNS = REGISTRY_COLUMNS | DATASET_COLUMNS | CASE_COLUMNS
 TABLE_ORDER = tuple(COLUMNS)
-"""Insert order: the registry's tables, then the departments' (they point at persons)."""
+"""Insert order: the registry's tables, then the departments' (they point at persons), then
+the case history (it points at grids and at its own cases)."""
+_PERSON_GRID = REGISTRY_COLUMNS["persons"].index("grid_code")
 MAXIMUM_RESIDENTS = 20_000_000
 """A city of about 20 million is the largest the design plans for."""
 
@@ -84,6 +89,7 @@ class BuildReport:
     phases: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     accounts: list[DemoAccount] = field(default_factory=list)
+    case_states: dict[str, int] = field(default_factory=dict)
 
     @property
     def person_insert_seconds(self) -> float:
@@ -149,6 +155,7 @@ def build_demo_database(
     check_residents(residents)
     check_seed(seed)
     progress = progress or _Silent()
+    now = utcnow()
     report = BuildReport(residents=residents, seed=seed)
     clock = _Clock(report)
     started = time.perf_counter()
@@ -190,6 +197,19 @@ def build_demo_database(
             progress.phase("department data")
             with clock.phase("department data"):
                 department_rows(rows, seed=seed)
+            progress.phase("case history")
+            with clock.phase("case history"):
+                per_grid = Counter(row[_PERSON_GRID] for row in rows.tables["persons"])
+                cases = generate_case_rows(
+                    territory,
+                    residents_per_grid=per_grid,
+                    residents=residents,
+                    seed=seed,
+                    now=now,
+                    sqlite=sqlite,
+                )
+                rows.tables.update(cases.tables)
+                report.case_states = dict(cases.states)
             report.counts = {table: rows.count(table) for table in TABLE_ORDER}
             report.counts["grids"] = len(territory.grids)
             report.counts["communities"] = len(territory.communities)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from citygrid.demo.builder import BuildReport
+    from citygrid.demo.case_story import TileStory
     from citygrid.demo.story import DeathStory
 
 DEFAULT_DEMO_PATH = Path("var/demo.sqlite3")
@@ -122,6 +123,10 @@ def _run_build(path: Path, *, residents: int, seed: int, force: bool) -> BuildRe
         f"{counts['housing_units']:,} housing units, {counts['organisations']:,} organisations, "
         f"{counts['components']:,} urban components, {counts['grids']:,} grids."
     )
+    states = report.case_states
+    if states:
+        shown = ", ".join(f"{count:,} {state}" for state, count in sorted(states.items()))
+        typer.echo(f"Case history of the last 90 days: {counts['cases']:,} cases ({shown}).")
     return report
 
 
@@ -168,6 +173,67 @@ def _death_story(db: Path, deadline: float) -> None:
         typer.echo(line)
     if not story.complete:
         raise typer.Exit(1)
+
+
+def _tile_story(db: Path) -> None:
+    """Run the tile story against the demo file and print each step."""
+    from citygrid.demo.case_story import run_tile_story
+    from citygrid.kit import i18n
+    from citygrid.kit.db import get_session_factory
+    from citygrid.kit.errors import CitygridError
+    from citygrid.kit.settings import get_settings
+
+    if not db.exists():
+        typer.echo(f"Error: no demo database at {db}; run `citygrid build-demo` first.", err=True)
+        raise typer.Exit(2)
+    url = _use_demo_database(db, feeds=False)
+    i18n.set_locale("en")
+    try:
+        story = run_tile_story(get_session_factory(url), get_settings())
+    except CitygridError as exc:
+        typer.echo(f"Error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    for line in tile_story_lines(story):
+        typer.echo(line)
+    if not story.complete:
+        raise typer.Exit(1)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def _hours(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} h"
+
+
+def tile_story_lines(story: TileStory) -> list[str]:
+    """The tile story as the command prints it: each step with its time."""
+    lines = [f"The tile story in grid {SEED_GRID_CODE} ({SEED_GRID_WORKER}'s grid):", ""]
+    for number, step in enumerate(story.steps, start=1):
+        lines.append(f"  {number}. {step.at:%H:%M:%S} UTC (+{step.seconds:.2f} s)  {step.text}")
+    lines.append("")
+    evaluation = story.evaluation
+    if evaluation is not None:
+        row = next((item for item in evaluation.items if item.key == story.department), None)
+        row = row or evaluation.total
+        lines += [
+            f"Evaluation of {story.department}, {evaluation.date_from} to {evaluation.date_to}:",
+            f"  reported {row.reported:,}, registered {row.registered:,}, "
+            f"closed {row.closed:,}, overdue now {row.overdue:,}",
+            f"  registration rate {_percent(row.registration_rate)}, "
+            f"closure rate {_percent(row.closure_rate)}, "
+            f"on-time closure rate {_percent(row.on_time_closure_rate)}, "
+            f"rework rate {_percent(row.rework_rate)}",
+            f"  handling time: mean {_hours(row.handling_hours_avg)}, "
+            f"90th percentile {_hours(row.handling_hours_p90)} (working hours)",
+            "",
+        ]
+    if story.complete:
+        lines.append(f"Case {story.case_ref} went through the whole loop and is evaluated.")
+    else:
+        lines.append(f"Case {story.case_ref} stopped at {story.state or 'reported'}.")
+    return lines
 
 
 def story_lines(story: DeathStory) -> list[str]:
@@ -231,7 +297,10 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--feeds/--no-feeds",
-                help="Simulated department feeds: a few life events a minute (on by default).",
+                help=(
+                    "Simulated department feeds and cases: a few life events a minute and a "
+                    "new case every 30 s (on by default)."
+                ),
             ),
         ] = True,
     ) -> None:
@@ -270,9 +339,14 @@ def register(app: typer.Typer) -> None:
         typer.echo("  (demo mode: synthetic data and demo secrets; Ctrl+C stops the server)")
         typer.echo(
             "  simulated department feeds: "
-            + ("on, a few life events a minute (--no-feeds: off)" if feeds else "off")
+            + (
+                "on, a few life events a minute and a new case every 30 s (--no-feeds: off)"
+                if feeds
+                else "off"
+            )
         )
         typer.echo(f"  the death story: citygrid demo story death --db {db}")
+        typer.echo(f"  the tile story:  citygrid demo story tile --db {db}")
         typer.echo("")
         from citygrid.access.demo_accounts import demo_account_lines
         from citygrid.kit.settings import DEMO_SECRET
@@ -294,6 +368,14 @@ def register(app: typer.Typer) -> None:
         the access-log entries naming who was told and why, as each is seen. Each run takes
         the next such resident."""
         _death_story(db, deadline)
+
+    @story_app.command("tile")
+    def story_tile(db: DemoDbOption = DEFAULT_DEMO_PATH) -> None:
+        """Grid worker zhangsijun reports a broken floor tile near Jiefang North Road with a
+        photo; the command centre's stream shows it; the dispatcher registers and dispatches
+        it; the department accepts and answers; she verifies it on site; it is closed and
+        evaluated. Prints each step with its time, then the department's evaluation."""
+        _tile_story(db)
 
     @app.command(
         "build-demo", short_help="Build the demo city into a SQLite file, without serving it."

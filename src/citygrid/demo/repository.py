@@ -192,3 +192,71 @@ def pick_unit(session: Session, *, from_id: int, uses: Sequence[str]) -> int | N
 def max_unit_id(session: Session) -> int:
     """The highest housing unit id (0 when there is none)."""
     return int(session.scalar(select(func.max(HousingUnit.id))) or 0)
+
+
+# ----------------------------------------------------------------------------- cases
+# The simulated case feed and the tile story pick grids and cases with short indexed reads.
+
+
+def grid_count(session: Session) -> int:
+    """How many grids the territory has."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(TerritorialUnit)
+            .where(TerritorialUnit.level == Level.GRID)
+        )
+        or 0
+    )
+
+
+def grid_bounds_at(session: Session, index: int) -> tuple[str, float, float, float, float] | None:
+    """The ``index``-th grid in code order: (code, min_lon, min_lat, max_lon, max_lat)."""
+    row = session.execute(
+        select(
+            TerritorialUnit.code,
+            TerritorialUnit.min_lon,
+            TerritorialUnit.min_lat,
+            TerritorialUnit.max_lon,
+            TerritorialUnit.max_lat,
+        )
+        .where(TerritorialUnit.level == Level.GRID)
+        .order_by(TerritorialUnit.code)
+        .offset(index)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return str(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4])
+
+
+def grid_bounds(session: Session, code: str) -> tuple[float, float, float, float] | None:
+    """A grid's bounding box (min_lon, min_lat, max_lon, max_lat), None if there is none."""
+    row = session.execute(
+        select(
+            TerritorialUnit.min_lon,
+            TerritorialUnit.min_lat,
+            TerritorialUnit.max_lon,
+            TerritorialUnit.max_lat,
+        ).where(TerritorialUnit.code == code, TerritorialUnit.level == Level.GRID)
+    ).first()
+    return None if row is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def oldest_case_in_state(
+    session: Session, *, state: str, exclude_grid: str | None = None
+) -> str | None:
+    """The reference of the case longest in a state (by its last change), or None."""
+    from citygrid.cases.models import Case, CaseState
+
+    statement = select(Case.ref).where(Case.state == CaseState(state))
+    if exclude_grid is not None:
+        statement = statement.where(Case.grid_code != exclude_grid)
+    return session.scalar(statement.order_by(Case.updated_at, Case.id).limit(1))
+
+
+def count_cases(session: Session) -> int:
+    """How many cases there are."""
+    from citygrid.cases.models import Case
+
+    return int(session.scalar(select(func.count()).select_from(Case)) or 0)
