@@ -23,6 +23,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -33,15 +34,11 @@ from citygrid.exchange.models import ImportPhase
 from citygrid.exchange.schemas import MAX_BATCH, ROW_MODELS, PublishMode, RowProblem
 from citygrid.exchange.tabular import ResumePoint, SourceRow, TableSource, fingerprint, open_source
 from citygrid.kit.actor import Actor
-from citygrid.kit.db import widen_sqlite_cache
 from citygrid.kit.errors import Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 
 DEFAULT_BATCH = 5_000
-# The page cache of the import's SQLite connection: the persons' ID number index and the
-# dataset's and the outbox's indexes stay in memory instead of being re-read from the OS.
-SQLITE_CACHE_MIB = 64
 REPORT_HEADER = ("line", "row", "field", "reason")
 
 SessionFactory = Callable[[], Session]
@@ -179,13 +176,7 @@ class _Report:
 
 
 def _batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
-    batch: list[SourceRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    while batch := list(islice(rows, size)):
         yield batch
 
 
@@ -341,7 +332,6 @@ def _pass(
         records = [batch[index].values for index in readable]
         first_row = rows_done + 1
         with sessions() as session:
-            widen_sqlite_cache(session, mebibytes=SQLITE_CACHE_MIB)
             service.claim_import_step(session, job_id=job_id, rows_done=rows_done, phase=phase)
             if checking:
                 problems = service.check_rows(

@@ -442,7 +442,10 @@ def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, An
     for row in rows:
         columns = tuple(sorted(key for key in row if key != "id"))
         by_columns.setdefault(columns, []).append(row)
+    sqlite_driver = session.get_bind().dialect.name == "sqlite"
     for columns, group in by_columns.items():
+        if sqlite_driver and _sqlite_update(session, table, columns, group):
+            continue
         statement = (
             update(table)
             .where(table.c.id == bindparam("row_id"))
@@ -450,6 +453,42 @@ def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, An
         )
         params = [{**{key: row[key] for key in columns}, "row_id": row["id"]} for row in group]
         session.execute(statement, params, execution_options={"synchronize_session": False})
+
+
+def _sqlite_update(
+    session: Session, table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> bool:
+    """Update rows by ``id`` straight through the driver (as ``bulk_insert_columns``
+    inserts: each value through its column type's bind processor, the columns' Python-side
+    ``onupdate`` values evaluated once); False, having done nothing, when a column's
+    ``onupdate`` is not a plain value or function (Core then runs the update)."""
+    dialect = session.get_bind().dialect
+    constants: dict[str, Any] = {}
+    for table_column in table.columns:
+        onupdate: Any = table_column.onupdate
+        if onupdate is None or table_column.name in names:
+            continue
+        if onupdate.is_callable:
+            constants[table_column.name] = onupdate.arg(None)
+        elif onupdate.is_scalar:
+            constants[table_column.name] = onupdate.arg
+        else:
+            return False
+    quote = dialect.identifier_preparer.quote
+    assignments = ", ".join(f"{quote(name)} = ?" for name in [*names, *constants])
+    sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE id = ?"  # noqa: S608
+    count = len(rows)
+    lists: list[list[Any]] = []
+    for name in names:
+        values = [row[name] for row in rows]
+        processor = _bind_processor(table, name, dialect)
+        lists.append(values if processor is None else list(map(processor, values)))
+    for name, value in constants.items():
+        processor = _bind_processor(table, name, dialect)
+        lists.append([processor(value) if processor is not None else value] * count)
+    lists.append([row["id"] for row in rows])
+    session.connection().exec_driver_sql(sql, list(zip(*lists, strict=True)))
+    return True
 
 
 def held_rows_in_scope(

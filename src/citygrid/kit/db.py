@@ -101,12 +101,3 @@ def dispose_engines() -> None:
     _engines.clear()
     _session_factories.clear()
 
-
-def widen_sqlite_cache(session: Session, *, mebibytes: int) -> None:
-    """Give the session's SQLite connection a page cache of ``mebibytes`` (SQLite's default
-    is 2 MiB) for a bulk job whose index look-ups and inserts would otherwise re-read pages
-    from the operating system thousands of times a batch. It stays with the pooled
-    connection (memory only, no effect on what is written); nothing on PostgreSQL."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(f"PRAGMA cache_size=-{int(mebibytes) * 1024}")
