@@ -100,4 +100,3 @@ def dispose_engines() -> None:
         engine.dispose()
     _engines.clear()
     _session_factories.clear()
-
