@@ -18,6 +18,7 @@ from citygrid.registry.idnumber import (
     make_id_number,
     make_id_numbers,
     make_uscc,
+    normalise_id_number,
     parse_id_number,
     uscc_check_character,
     validate_id_number,
@@ -410,3 +411,74 @@ def test_uscc_errors(value: str, reason: str) -> None:
 def test_make_uscc_rejects_bad_bodies(bad: str) -> None:
     with pytest.raises(UsccError):
         make_uscc(bad)
+
+
+# --------------------------------------------------------------------------- the fast path
+
+
+def _same_verdict(value: str) -> None:
+    """``normalise_id_number`` (the bulk import's fast path) accepts exactly what
+    ``parse_id_number`` accepts, normalised alike, and refuses the rest with its reason."""
+    try:
+        expected = parse_id_number(value).number
+    except IdNumberError as slow:
+        with pytest.raises(IdNumberError) as fast:
+            normalise_id_number(value)
+        assert (fast.value.field, fast.value.reason) == (slow.field, slow.reason)
+    else:
+        assert normalise_id_number(value) == expected
+
+
+@settings(max_examples=60)
+@given(division_codes, birth_dates, sequences)
+def test_fast_path_agrees_on_valid_numbers_and_every_substitution(
+    division: str, born: date, seq: int
+) -> None:
+    number = make_id_number(division, born, seq)
+    _same_verdict(number)
+    _same_verdict(number.lower())
+    for pos in range(18):
+        for ch in "0123456789Xx":
+            _same_verdict(number[:pos] + ch + number[pos + 1 :])
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="0123456789Xx \uff11\u00b2+_-", min_size=16, max_size=19))
+def test_fast_path_agrees_on_arbitrary_text(value: str) -> None:
+    _same_verdict(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        PUBLISHED_ID,
+        PUBLISHED_ID.lower(),
+        PUBLISHED_ID[:17] + "1",
+        "1101051949123100" + "A2",
+        "\uff11\uff110105194912310020",
+        "+1010519491231002X",
+        "1_010519491231002X",
+        "110000" + PUBLISHED_ID[6:],
+        "16" + PUBLISHED_ID[2:],
+    ],
+)
+def test_fast_path_agrees_on_known_cases(value: str) -> None:
+    _same_verdict(value)
+
+
+@pytest.mark.parametrize("ymd", ["19490230", "19000229", "18991231", "19491301"])
+def test_fast_path_refuses_impossible_and_early_dates(ymd: str) -> None:
+    first17 = "110105" + ymd + "002"
+    _same_verdict(first17 + mod11_2_check(first17))
+    with pytest.raises(IdNumberError):
+        normalise_id_number(first17 + mod11_2_check(first17))
+
+
+def test_fast_path_refuses_a_birth_date_after_today() -> None:
+    tomorrow = TODAY + timedelta(days=1)
+    first17 = f"110105{tomorrow:%Y%m%d}002"
+    with pytest.raises(IdNumberError) as info:
+        normalise_id_number(first17 + mod11_2_check(first17))
+    assert info.value.reason == "birth date is in the future"
+    today = f"110105{TODAY:%Y%m%d}002"
+    assert normalise_id_number(today + mod11_2_check(today)) == today + mod11_2_check(today)

@@ -153,6 +153,38 @@ def enqueue(session: Session, messages: Sequence[OutboxMessage]) -> None:
     session.info[_WAKE_KEY] = True
 
 
+def enqueue_about_persons(
+    session: Session,
+    *,
+    topic: str,
+    person_ids: Sequence[int],
+    grid_codes: Sequence[str | None],
+    payloads: Sequence[Mapping[str, Any]],
+) -> None:
+    """Write outbox entries of one topic, one per person (equally long columns: person,
+    grid, payload), in the caller's transaction: the bulk path of ``enqueue``, for thousands
+    of changed rows of a batch."""
+    if not person_ids:
+        return
+    now = utcnow()
+    repository.insert_outbox_columns(
+        session,
+        {
+            "subject_person_id": person_ids,
+            "subject_grid_code": grid_codes,
+            "payload": payloads,
+        },
+        shared={
+            "topic": topic,
+            "created_at": now,
+            "available_at": now,
+            "attempts": 0,
+            "state": "pending",
+        },
+    )
+    session.info[_WAKE_KEY] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
     if session.info.pop(_WAKE_KEY, False):

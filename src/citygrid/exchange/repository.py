@@ -6,7 +6,7 @@ change one at a time are ORM objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, TypeVar, cast
@@ -15,15 +15,18 @@ import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Integer,
     Table,
     and_,
     bindparam,
+    column,
     exists,
     func,
     insert,
     literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +60,8 @@ from citygrid.registry.repository import scope_condition
 
 # Rows per IN list: far below every backend's limit on bound parameters.
 _IN_CHUNK = 1000
+# The members of a JSON array of integers passed as the parameter ``json_ids`` (SQLite).
+_JSON_IDS = text("SELECT value FROM json_each(:json_ids)").columns(column("value", Integer))
 
 HeldT = TypeVar("HeldT", bound=Base)
 
@@ -300,6 +305,15 @@ def held_values(
     table = _table(model)
     found: list[Row[Any]] = []
     unique_ids = list(dict.fromkeys(person_ids))
+    if not unique_ids:
+        return found
+    if session.get_bind().dialect.name == "sqlite":
+        # One statement, one parameter (the ids as a JSON array, unpacked by SQLite's
+        # json_each; the planner searches the person_id index for each): an IN list of
+        # thousands costs SQLAlchemy a bound parameter, rendered and processed, per id.
+        statement = select(table).where(table.c.person_id.in_(_JSON_IDS))
+        ids = orjson.dumps(unique_ids).decode()
+        return list(session.execute(statement, {"json_ids": ids}))
     for start in range(0, len(unique_ids), _IN_CHUNK):
         chunk = unique_ids[start : start + _IN_CHUNK]
         found.extend(session.execute(select(table).where(table.c.person_id.in_(chunk))))
@@ -318,56 +332,88 @@ def insert_held(session: Session, model: type[Base], rows: Sequence[dict[str, An
     bulk_insert(session, _table(model), rows)
 
 
+def insert_held_columns(
+    session: Session,
+    model: type[Base],
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    shared: Mapping[str, Any],
+) -> None:
+    """Insert dataset rows given column by column (one executemany; see
+    ``bulk_insert_columns``)."""
+    bulk_insert_columns(session, _table(model), columns, shared=shared)
+
+
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (all with the same keys) in one executemany. On SQLite the statement goes
-    straight to the driver, each value through its column type's bind processor as
-    SQLAlchemy would apply it, but a value shared by consecutive rows (the batch's timestamp,
-    a state) converted once, and the Python-side defaults of absent columns evaluated once
-    per batch: a third of the cost of a bulk import was SQLAlchemy's per-parameter work.
-    Elsewhere, Core's executemany (psycopg batches it already)."""
+    """Insert rows (all with the same keys) in one executemany (``bulk_insert_columns``)."""
     if not rows:
+        return
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(insert(table), list(rows))
+        return
+    # Column by column: C-level loops (map) instead of a Python loop per value.
+    columns = {name: list(map(itemgetter(name), rows)) for name in rows[0]}
+    bulk_insert_columns(session, table, columns, shared={})
+
+
+def bulk_insert_columns(
+    session: Session,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    shared: Mapping[str, Any],
+) -> None:
+    """Insert rows given as columns (equally long lists of values) and values ``shared`` by
+    every row, in one executemany. On SQLite the statement goes straight to the driver, each
+    value through its column type's bind processor as SQLAlchemy would apply it, but a value
+    shared by every row (the batch's timestamp, a state) converted once, and the Python-side
+    defaults of absent columns evaluated once per batch: a third of the cost of a bulk import
+    was SQLAlchemy's per-parameter work. Elsewhere, Core's executemany (psycopg batches it
+    already)."""
+    count = len(next(iter(columns.values()))) if columns else 0
+    if not count:
         return
     dialect = session.get_bind().dialect
     if dialect.name != "sqlite":
-        session.execute(insert(table), list(rows))
-        return
-    names = list(rows[0])
-    defaults: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name in rows[0] or column.default is None:
-            continue
-        default: Any = column.default
-        if default.is_callable:
-            defaults[column.name] = default.arg(None)
-        elif default.is_scalar:
-            defaults[column.name] = default.arg
-    processors = [_bind_processor(table, name, dialect) for name in names]
-    constants = tuple(
-        processor(value) if processor is not None else value
-        for processor, value in zip(
-            (table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in defaults),
-            defaults.values(),
-            strict=True,
+        names = [*columns, *shared]
+        constant = tuple(shared.values())
+        session.execute(
+            insert(table),
+            [
+                dict(zip(names, values + constant, strict=True))
+                for values in zip(*columns.values(), strict=True)
+            ],
         )
-    )
+        return
+    constants = dict(shared)
+    for table_column in table.columns:
+        name = table_column.name
+        if name in columns or name in constants or table_column.default is None:
+            continue
+        default: Any = table_column.default
+        if default.is_callable:
+            constants[name] = default.arg(None)
+        elif default.is_scalar:
+            constants[name] = default.arg
     quote = dialect.identifier_preparer.quote
-    column_list = ", ".join(quote(name) for name in [*names, *defaults])
-    marks = ", ".join("?" for _name in range(len(names) + len(defaults)))
+    names = [*columns, *constants]
+    column_list = ", ".join(quote(name) for name in names)
+    marks = ", ".join("?" for _name in names)
     sql = f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({marks})"  # noqa: S608
-    # Column by column: C-level loops (map, zip) instead of a Python loop per value.
-    count = len(rows)
-    columns: list[list[Any]] = []
-    for name, processor in zip(names, processors, strict=True):
-        values = list(map(itemgetter(name), rows))
+    lists: list[Sequence[Any]] = []
+    for name, values in columns.items():
+        processor = _bind_processor(table, name, dialect)
         if processor is not None:
             first = values[0]
             if values.count(first) == count:  # one shared value: convert it once
                 values = [processor(first)] * count
             else:
                 values = list(map(processor, values))
-        columns.append(values)
-    columns.extend([constant] * count for constant in constants)
-    params = list(zip(*columns, strict=True))
+        lists.append(values)
+    for name, value in constants.items():
+        processor = _bind_processor(table, name, dialect)
+        lists.append([processor(value) if processor is not None else value] * count)
+    params = list(zip(*lists, strict=True))
     session.connection().exec_driver_sql(sql, params)
 
 
@@ -397,7 +443,10 @@ def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, An
     for row in rows:
         columns = tuple(sorted(key for key in row if key != "id"))
         by_columns.setdefault(columns, []).append(row)
+    sqlite_driver = session.get_bind().dialect.name == "sqlite"
     for columns, group in by_columns.items():
+        if sqlite_driver and _sqlite_update(session, table, columns, group):
+            continue
         statement = (
             update(table)
             .where(table.c.id == bindparam("row_id"))
@@ -405,6 +454,42 @@ def update_held(session: Session, model: type[Base], rows: Sequence[dict[str, An
         )
         params = [{**{key: row[key] for key in columns}, "row_id": row["id"]} for row in group]
         session.execute(statement, params, execution_options={"synchronize_session": False})
+
+
+def _sqlite_update(
+    session: Session, table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> bool:
+    """Update rows by ``id`` straight through the driver (as ``bulk_insert_columns``
+    inserts: each value through its column type's bind processor, the columns' Python-side
+    ``onupdate`` values evaluated once); False, having done nothing, when a column's
+    ``onupdate`` is not a plain value or function (Core then runs the update)."""
+    dialect = session.get_bind().dialect
+    constants: dict[str, Any] = {}
+    for table_column in table.columns:
+        onupdate: Any = table_column.onupdate
+        if onupdate is None or table_column.name in names:
+            continue
+        if onupdate.is_callable:
+            constants[table_column.name] = onupdate.arg(None)
+        elif onupdate.is_scalar:
+            constants[table_column.name] = onupdate.arg
+        else:
+            return False
+    quote = dialect.identifier_preparer.quote
+    assignments = ", ".join(f"{quote(name)} = ?" for name in [*names, *constants])
+    sql = f"UPDATE {quote(table.name)} SET {assignments} WHERE id = ?"  # noqa: S608
+    count = len(rows)
+    lists: list[list[Any]] = []
+    for name in names:
+        values = [row[name] for row in rows]
+        processor = _bind_processor(table, name, dialect)
+        lists.append(values if processor is None else list(map(processor, values)))
+    for name, value in constants.items():
+        processor = _bind_processor(table, name, dialect)
+        lists.append([processor(value) if processor is not None else value] * count)
+    lists.append([row["id"] for row in rows])
+    session.connection().exec_driver_sql(sql, list(zip(*lists, strict=True)))
+    return True
 
 
 def held_rows_in_scope(
@@ -547,6 +632,13 @@ _UNDELIVERED: tuple[ColumnElement[Any], ...] = (
 def insert_outbox(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert outbox entries (one executemany) in the caller's transaction."""
     bulk_insert(session, _OUTBOX, rows)
+
+
+def insert_outbox_columns(
+    session: Session, columns: Mapping[str, Sequence[Any]], *, shared: Mapping[str, Any]
+) -> None:
+    """Insert outbox entries given column by column (one executemany)."""
+    bulk_insert_columns(session, _OUTBOX, columns, shared=shared)
 
 
 def _due(now: datetime) -> ColumnElement[bool]:

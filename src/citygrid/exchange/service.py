@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -949,9 +949,11 @@ def event_delivery(session: Session, actor: Actor, *, event_id: int) -> dict[str
 # ============================================================================ datasets
 
 
-@dataclass
-class _Accepted:
-    index: int
+class _Accepted(NamedTuple):
+    """A row that passed its checks (a named tuple: one per row of a bulk import); its
+    ``position`` in the batch."""
+
+    position: int
     row: Any
     key: registry.PersonKey
 
@@ -973,7 +975,9 @@ def _check_rows(
     session: Session, dataset: str, records: Sequence[Any]
 ) -> tuple[list[_Accepted], list[RowProblem]]:
     """Validate every row on its own; the accepted rows and every rejected one."""
-    shape = ROW_SHAPES[dataset]
+    # The model's own validator (what ``model_validate`` calls), without its Python wrapper:
+    # it runs for every row of a bulk import.
+    validate = ROW_SHAPES[dataset].__pydantic_validator__.validate_python
     problems: list[RowProblem] = []
     parsed: list[tuple[int, Any]] = []
     for index, raw in enumerate(records):
@@ -981,7 +985,7 @@ def _check_rows(
             problems.append(RowProblem(index=index, field="record", reason=_("must be an object")))
             continue
         try:
-            parsed.append((index, shape.model_validate(raw)))
+            parsed.append((index, validate(raw)))
         except ValidationError as exc:
             problems.extend(_row_problems(index, exc))
     keys = registry.person_keys(
@@ -993,20 +997,21 @@ def _check_rows(
         unit_grids = registry.unit_grid_codes(session, unit_ids=unit_ids)
     accepted: list[_Accepted] = []
     seen: set[tuple[Any, ...]] = set()
+    tenancies = dataset == "tenancies"
     for index, row in parsed:
         key = keys.get(row.id_number)
         if key is None:
             reason = _("no person with this ID number is registered")
             problems.append(RowProblem(index=index, field="id_number", reason=reason))
             continue
-        if dataset == "tenancies" and row.unit_id not in unit_grids:
+        if tenancies and row.unit_id not in unit_grids:
             reason = _("no such housing unit")
             problems.append(RowProblem(index=index, field="unit_id", reason=reason))
             continue
         if key.status is LifeStatus.DECEASED and (found := _deceased_problem(dataset, row)):
             problems.append(RowProblem(index=index, field=found[0], reason=found[1]))
             continue
-        record_key = _record_key(dataset, row, key)
+        record_key = (key.id, row.unit_id, row.since) if tenancies else (key.id,)
         if record_key in seen:
             reason = _("the same record appears earlier in this batch")
             problems.append(RowProblem(index=index, field="id_number", reason=reason))
@@ -1058,7 +1063,7 @@ def _newer_marriage_events(
                 reason = _("older than a marital status change already on record (%(day)s)") % {
                     "day": latest_day.isoformat()
                 }
-                problems.append(RowProblem(index=item.index, field="since", reason=reason))
+                problems.append(RowProblem(index=item.position, field="since", reason=reason))
                 continue
         kept.append(item)
     return kept
@@ -1081,8 +1086,9 @@ def _advance_marital_clocks(session: Session, changed: Sequence[_Accepted]) -> N
     repository.save_clocks_many(session, changes)
 
 
-def _values(row: Any) -> dict[str, Any]:
-    return row.model_dump(exclude={"id_number"})
+def _held_fields(dataset: str) -> tuple[str, ...]:
+    """The fields of a dataset's row that are columns of its table (all but the ID number)."""
+    return tuple(name for name in ROW_SHAPES[dataset].model_fields if name != "id_number")
 
 
 def _upsert(
@@ -1096,26 +1102,39 @@ def _upsert(
             session, model, person_ids=[item.key.id for item in accepted]
         )
     }
-    inserts: list[dict[str, Any]] = []
+    fields = _held_fields(dataset)
+    inserts: list[_Accepted] = []
     updates: list[dict[str, Any]] = []
     changed: list[_Accepted] = []
     unchanged = 0
     for item in accepted:
-        values = _values(item.row) | {"grid_code": item.key.grid_code}
-        current = existing.get(_record_key(dataset, item.row, item.key))
+        current = existing.get(_record_key(dataset, item.row, item.key)) if existing else None
         if current is None:
-            inserts.append(values | {"person_id": item.key.id, "changed_by": actor.name})
+            inserts.append(item)
             changed.append(item)
             continue
+        row = item.row
         differences = {
-            column: value for column, value in values.items() if getattr(current, column) != value
+            name: value
+            for name in fields
+            if (value := getattr(row, name)) != getattr(current, name)
         }
+        if item.key.grid_code != current.grid_code:
+            differences["grid_code"] = item.key.grid_code
         if not differences:
             unchanged += 1
             continue
         updates.append(differences | {"id": current.id, "changed_by": actor.name})
         changed.append(item)
-    repository.insert_held(session, model, inserts)
+    if inserts:
+        # Column by column (attribute reads, no dict per row): thousands of rows a batch.
+        rows = [item.row for item in inserts]
+        columns: dict[str, list[Any]] = {
+            name: [getattr(row, name) for row in rows] for name in fields
+        }
+        columns["grid_code"] = [item.key.grid_code for item in inserts]
+        columns["person_id"] = [item.key.id for item in inserts]
+        repository.insert_held_columns(session, model, columns, shared={"changed_by": actor.name})
     repository.update_held(session, model, updates)
     if updates:
         repository.expire_loaded(session, model)  # ORM copies are stale after the Core writes
@@ -1195,17 +1214,13 @@ def publish_rows(
             actor,
             statuses={item.key.id: MaritalStatus(item.row.marital_status) for item in changed},
         )
-    outbox.enqueue(
+    keys = [item.key for item in changed]
+    outbox.enqueue_about_persons(
         session,
-        [
-            outbox.OutboxMessage(
-                topic=f"dataset.{dataset}",
-                payload={"dataset": dataset, "person_ref": item.key.ref},
-                subject_person_id=item.key.id,
-                subject_grid_code=item.key.grid_code,
-            )
-            for item in changed
-        ],
+        topic=f"dataset.{dataset}",
+        person_ids=[key.id for key in keys],
+        grid_codes=[key.grid_code for key in keys],
+        payloads=[{"dataset": dataset, "person_ref": key.ref} for key in keys],
     )
     rejected_rows = len({problem.index for problem in problems})
     repository.record_publication(

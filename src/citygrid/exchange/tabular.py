@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from citygrid.kit.errors import ValidationFailed
 from citygrid.kit.i18n import _
@@ -34,10 +34,10 @@ FINGERPRINT_SAMPLES = 16
 csv.field_size_limit(16 * 1024 * 1024)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRow:
+class SourceRow(NamedTuple):
     """One data row: its line in the file (sheet row for XLSX), its values by column, and
-    why it could not be read (the line is not text in the file's encoding), if so."""
+    why it could not be read (the line is not text in the file's encoding), if so. (A named
+    tuple: one is built per row of a file of millions.)"""
 
     line: int
     values: dict[str, Any]

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import inspect
@@ -1010,9 +1010,9 @@ def grid_summary(session: Session, *, grid_code: str) -> GridSummary:
 # history like every other write here.
 
 
-@dataclass(frozen=True)
-class PersonKey:
-    """The keys of a person named by ID number, and the household ties the exchange needs."""
+class PersonKey(NamedTuple):
+    """The keys of a person named by ID number, and the household ties the exchange needs
+    (a named tuple: the bulk import builds one per row)."""
 
     id: int
     ref: str
@@ -1022,20 +1022,19 @@ class PersonKey:
     relation_to_head: str | None
 
 
+_LIFE_STATUSES: dict[str, LifeStatus] = {status.value: status for status in LifeStatus}
+
+
 def person_keys(session: Session, *, id_numbers: Sequence[str]) -> dict[str, PersonKey]:
     """The keys of the persons holding these ID numbers, by ID number (unknown ones absent)."""
-    keys: dict[str, PersonKey] = {}
-    for row in repository.person_keys_by_id_numbers(session, id_numbers=id_numbers):
-        id_number, person_id, ref, grid_code, status, household_id, relation_to_head = tuple(row)
-        keys[id_number] = PersonKey(
-            id=person_id,
-            ref=ref,
-            grid_code=grid_code,
-            status=LifeStatus(status),
-            household_id=household_id,
-            relation_to_head=relation_to_head,
-        )
-    return keys
+    statuses = _LIFE_STATUSES
+    rows: Iterable[Sequence[Any]] = repository.person_keys_by_id_numbers(
+        session, id_numbers=id_numbers
+    )
+    return {
+        id_number: PersonKey(person_id, ref, grid_code, statuses[status], household_id, relation)
+        for id_number, person_id, ref, grid_code, status, household_id, relation in rows
+    }
 
 
 def person_key(session: Session, *, person_id: int) -> PersonKey:
