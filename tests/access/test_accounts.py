@@ -372,6 +372,8 @@ def test_the_demo_has_one_account_per_role_and_one_client_per_department(
         "ca-officer",
         "ss-officer",
         "rh-officer",
+        "hc-officer",
+        "um-officer",
         "auditor",
         "admin",
     ]

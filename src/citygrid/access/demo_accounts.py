@@ -50,6 +50,13 @@ DEMO_ACCOUNT_SPECS: tuple[DemoAccountSpec, ...] = (
         "ss-officer", "梁振华", Role.DEPARTMENT_OFFICER, (DISTRICT,), "social-security"
     ),
     DemoAccountSpec("rh-officer", "周丽娟", Role.DEPARTMENT_OFFICER, (DISTRICT,), "rental-housing"),
+    # The departments most cases go to: floor tiles and buildings; street order and the rest.
+    DemoAccountSpec(
+        "hc-officer", "陈建国", Role.DEPARTMENT_OFFICER, (DISTRICT,), "housing-construction"
+    ),
+    DemoAccountSpec(
+        "um-officer", "吴志明", Role.DEPARTMENT_OFFICER, (DISTRICT,), "urban-management"
+    ),
     DemoAccountSpec("auditor", "郑秀英", Role.AUDITOR, (DISTRICT,)),
     DemoAccountSpec("admin", "系统管理员", Role.ADMIN, (DISTRICT,)),
 )

@@ -67,6 +67,8 @@ OFFICERS = {
     "civil-affairs": "ca-officer",
     "social-security": "ss-officer",
     "rental-housing": "rh-officer",
+    "housing-construction": "hc-officer",
+    "urban-management": "um-officer",
 }
 
 CASE_COLUMNS: dict[str, tuple[str, ...]] = {
