@@ -13,23 +13,19 @@ import queue
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
-
 from citygrid.access import accounts
 from citygrid.access.tokens import issue_token
-from citygrid.kit import db as kit_db
 from citygrid.kit.actor import SYSTEM
 from citygrid.kit.db import unit_of_work
 from citygrid.kit.migrate import upgrade
-from citygrid.kit.settings import Settings, normalise_database_url
+from citygrid.kit.settings import Settings
 from tests.fixtures_territory import DISTRICT_CODE, STREET_CODES, import_mini_city
+from tests.scratch_postgres import scratch_postgres
 
 DEADLINE = 10.0
 PASSWORD = "Live-feed-test-2026"  # noqa: S105 - a throwaway database
@@ -81,23 +77,10 @@ def prepare_database(url: str) -> dict[str, str]:
     return tokens
 
 
-@contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+def fresh_postgres_database(admin_url: str) -> AbstractContextManager[str]:
     """A new, empty PostgreSQL database (dropped afterwards): live servers commit, and the
     shared test database must stay empty for the rolled-back tests."""
-    admin = kit_db.make_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=None)
-    name = f"citygrid_live_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    base = normalise_database_url(admin_url).rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    try:
-        yield url
-    finally:
-        kit_db.dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_postgres("citygrid_live", admin_url)
 
 
 @dataclass

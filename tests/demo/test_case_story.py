@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from citygrid.cases.models import Case, CaseEventRecord, CaseState, CaseTransition
@@ -19,9 +18,9 @@ from citygrid.demo.case_feed import run_once
 from citygrid.demo.case_story import run_tile_story
 from citygrid.demo.seed import SEED_GRID_CODE
 from citygrid.kit.db import get_session_factory, make_engine
-from citygrid.kit.settings import Settings, get_settings, normalise_database_url, sqlite_url
-from tests.conftest import IN_CI, POSTGRES_URL
+from citygrid.kit.settings import Settings, get_settings, sqlite_url
 from tests.demo.conftest import SEED, SMALL_RESIDENTS, DemoBuild, invoke
+from tests.scratch_postgres import scratch_postgres
 
 STEP = re.compile(r"^\s+(\d)\. \d\d:\d\d:\d\d UTC \(\+[0-9.]+ s\)  (.+)$", re.MULTILINE)
 
@@ -124,26 +123,9 @@ def test_the_case_feed_files_and_advances_cases_on_sqlite(demo_copy: Path) -> No
 @pytest.fixture
 def postgres_case_demo() -> Iterator[str]:
     """A small demo of its own on a fresh PostgreSQL database (the story changes it)."""
-    admin = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is unreachable: {exc}")
-        pytest.skip("PostgreSQL is not reachable (set CITYGRID_TEST_POSTGRES_URL)")
-    name = f"citygrid_cases_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = normalise_database_url(POSTGRES_URL).rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_postgres("citygrid_cases") as url:
         build_demo_database(url, residents=SMALL_RESIDENTS, seed=SEED)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_the_tile_story_and_the_case_feed_on_postgresql(

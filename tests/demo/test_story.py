@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from citygrid.demo.builder import build_demo_database
 from citygrid.demo.seed import SEED_GRID_CODE
 from citygrid.demo.story import run_death_story
-from citygrid.kit.db import get_session_factory, make_engine
-from citygrid.kit.settings import Settings, get_settings, normalise_database_url
+from citygrid.kit.db import get_session_factory
+from citygrid.kit.settings import Settings, get_settings
 from citygrid.kit.worker import worker_for
-from tests.conftest import IN_CI, POSTGRES_URL
 from tests.demo.conftest import SEED, SMALL_RESIDENTS, DemoBuild, invoke
+from tests.scratch_postgres import scratch_postgres
 
 SUBJECT = re.compile(r"death of resident ([0-9a-f]{16})")
 
@@ -75,26 +73,9 @@ def test_the_story_needs_a_demo_database(tmp_path: Path, demo_copy: Path) -> Non
 @pytest.fixture
 def postgres_story_demo() -> Iterator[str]:
     """A small demo of its own on a fresh PostgreSQL database (the story changes it)."""
-    admin = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is unreachable: {exc}")
-        pytest.skip("PostgreSQL is not reachable (set CITYGRID_TEST_POSTGRES_URL)")
-    name = f"citygrid_story_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = normalise_database_url(POSTGRES_URL).rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_postgres("citygrid_story") as url:
         build_demo_database(url, residents=SMALL_RESIDENTS, seed=SEED)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_the_death_story_on_postgresql_with_the_embedded_worker(postgres_story_demo: str) -> None:
