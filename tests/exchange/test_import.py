@@ -229,7 +229,7 @@ def test_an_xlsx_sheet_is_imported_with_typed_cells(
 @pytest.mark.parametrize(
     ("header", "field"),
     [
-        (["id_number", "amount", "status", "since", "salary"], "salary"),
+        (["id_number", "amount", "status", "since", "salary"], "column 5"),
         (["id_number", "status", "since"], "amount"),
     ],
 )
@@ -244,6 +244,22 @@ def test_a_header_that_does_not_fit_the_dataset_is_refused_before_anything(
         run_import(sessions, _request(path, tmp_path))
 
     assert field in refused.value.message
+    assert _count(city, ImportJob) == 0
+
+
+def test_a_file_without_a_header_row_is_refused_without_quoting_its_first_row(
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+) -> None:
+    [person] = _people(city, 1)
+    path = tmp_path / "pensions.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerow([person.id_number, "3100.00", "active", "2021-03-01"])
+
+    with pytest.raises(ValidationFailed) as refused:
+        run_import(sessions, _request(path, tmp_path))
+
+    assert "column 1" in refused.value.message
+    assert person.id_number not in refused.value.message
     assert _count(city, ImportJob) == 0
 
 

@@ -120,12 +120,17 @@ def check_columns(dataset: str, columns: list[str]) -> None:
     if shape is None:
         return  # the service refuses the unknown dataset
     fields = shape.model_fields
-    unknown = [column for column in columns if column not in fields]
+    # A header cell is named by its position, never quoted: a file without a header row
+    # would make its first row (a name, an ID number) the "columns".
+    unknown = [position for position, column in enumerate(columns, 1) if column not in fields]
     if unknown:
         raise ValidationFailed.one(
             "file",
-            _("the column %(column)s is not a field of the dataset (fields: %(fields)s)")
-            % {"column": unknown[0], "fields": ", ".join(fields)},
+            _(
+                "column %(position)d of the first row is not a field of the dataset "
+                "(fields: %(fields)s)"
+            )
+            % {"position": unknown[0], "fields": ", ".join(fields)},
         )
     missing = [name for name, info in fields.items() if info.is_required() and name not in columns]
     if missing:

@@ -1011,7 +1011,7 @@ def _check_rows(
         if key.status is LifeStatus.DECEASED and (found := _deceased_problem(dataset, row)):
             problems.append(RowProblem(index=index, field=found[0], reason=found[1]))
             continue
-        record_key = (key.id, row.unit_id, row.since) if tenancies else (key.id,)
+        record_key = _record_key(dataset, row, key)
         if record_key in seen:
             reason = _("the same record appears earlier in this batch")
             problems.append(RowProblem(index=index, field="id_number", reason=reason))

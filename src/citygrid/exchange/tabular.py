@@ -126,12 +126,15 @@ def _header(cells: list[Any]) -> list[str]:
     if not columns:
         raise ValidationFailed.one("file", _("the first row must name the columns"))
     seen: set[str] = set()
-    for column in columns:
+    for position, column in enumerate(columns, 1):
         if not column:
             raise ValidationFailed.one("file", _("a column of the first row has no name"))
         if column in seen:
+            # By position, not by its text: see check_columns.
             raise ValidationFailed.one(
-                "file", _("the column %(column)s is named twice") % {"column": column}
+                "file",
+                _("column %(position)d of the first row repeats an earlier column")
+                % {"position": position},
             )
         seen.add(column)
     return columns

@@ -58,11 +58,6 @@ def _is_admin(actor: Actor) -> bool:
     return actor.role == "admin"
 
 
-def may_manage(actor: Actor) -> bool:
-    """Whether the actor may see subscriptions at all (a department, or an administrator)."""
-    return _is_admin(actor) or bool(actor.department)
-
-
 def _visible_department(actor: Actor) -> str | None:
     """The department whose subscriptions the actor sees (None: every one, administrators)."""
     if _is_admin(actor):
