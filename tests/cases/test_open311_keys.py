@@ -108,3 +108,17 @@ def test_a_broken_attribute_entry_is_refused_naming_it(
 ) -> None:
     with pytest.raises(CatalogueError, match=re.escape(words)):
         parse_attributes(entries, {category.code: category for category in load_catalogue()})
+
+
+def test_an_open311_client_may_file_and_nothing_more(db_session: Any) -> None:
+    from citygrid.cases import service as cases
+
+    client = service.authenticate(db_session, api_key="citygrid-demo", demo_mode=True)
+
+    # It files (as a resident would), but covers no grid and takes no step of the loop.
+    assert client.actor.role in cases.INTAKE_ROLES
+    assert client.actor.scopes == ()
+    assert not cases.covers(client.actor, "440104001001002")
+    assert all(
+        client.actor.role not in transition.roles for transition in cases.TRANSITIONS.values()
+    )

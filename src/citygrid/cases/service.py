@@ -87,6 +87,8 @@ from citygrid.territory.locator import Locator
 SYSTEM_ROLE = "system"
 #: A resident on the public report page (no account, no scope).
 CITIZEN_ROLE = "citizen"
+#: An Open311 client application: it may file, and nothing else (no scope, no step).
+OPEN311_ROLE = "open311_client"
 
 # 12 random bytes are 16 URL-safe characters (96 bits): unguessable, fits cases.ref (24).
 _REF_BYTES = 12
@@ -219,6 +221,7 @@ INTAKE_ROLES = frozenset(
         Role.CITY_OFFICIAL.value,
         SYSTEM_ROLE,
         CITIZEN_ROLE,
+        OPEN311_ROLE,
     }
 )
 

@@ -140,7 +140,7 @@ def authenticate(
         name, department, key_id = f"open311:{row.prefix}", row.department, row.id
     actor = Actor(
         name=name,
-        role=cases.SYSTEM_ROLE,
+        role=cases.OPEN311_ROLE,
         department=department,
         kind="client",
         request_id=request_id,
