@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,11 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from citygrid.exchange import outbox
+from citygrid.exchange import importing, outbox, service
 from citygrid.exchange.importing import ImportRequest, run_import
 from citygrid.exchange.models import ImportJob, ImportPhase, OutboxEntry, Publication
 from citygrid.exchange.schemas import PublishMode
-from citygrid.exchange.tabular import detect_encoding
+from citygrid.exchange.tabular import ResumePoint, detect_encoding
 from citygrid.kit.errors import Forbidden, ValidationFailed
 from citygrid.registry.idnumber import make_id_number
 from citygrid.registry.models import Person
@@ -44,6 +45,13 @@ def _request(path: Path, tmp_path: Path, **overrides: Any) -> ImportRequest:
         "batch_size": 2,
     }
     return ImportRequest(**(values | overrides))
+
+
+@pytest.fixture(params=[False, True], ids=["in-process", "read-ahead"])
+def read_ahead(request: pytest.FixtureRequest) -> bool:
+    """Both ways of reading a file: in the importing process, or in a reader process that
+    validates the next batches while one is written (what a large file gets)."""
+    return bool(request.param)
 
 
 def _report(tmp_path: Path) -> list[dict[str, str]]:
@@ -73,12 +81,14 @@ def _mixed_rows(people: list[Person]) -> list[list[Any]]:
 
 
 def test_valid_rows_applies_the_good_rows_and_reports_each_bad_one(
-    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path, read_ahead: bool
 ) -> None:
     people = _people(city, 4)
     source = _write_csv(tmp_path / "pensions.csv", _mixed_rows(people))
 
-    result = run_import(sessions, _request(source, tmp_path, mode=PublishMode.VALID_ROWS))
+    result = run_import(
+        sessions, _request(source, tmp_path, mode=PublishMode.VALID_ROWS, read_ahead=read_ahead)
+    )
 
     assert (result.rows, result.created, result.rejected) == (5, 2, 3)
     assert result.phase is ImportPhase.DONE
@@ -105,13 +115,15 @@ def test_valid_rows_applies_the_good_rows_and_reports_each_bad_one(
 
 
 def test_all_or_nothing_checks_the_whole_file_and_writes_nothing(
-    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path, read_ahead: bool
 ) -> None:
     people = _people(city, 4)
     source = _write_csv(tmp_path / "pensions.csv", _mixed_rows(people))
     before = snapshot(city)
 
-    result = run_import(sessions, _request(source, tmp_path, mode=PublishMode.ALL_OR_NOTHING))
+    result = run_import(
+        sessions, _request(source, tmp_path, mode=PublishMode.ALL_OR_NOTHING, read_ahead=read_ahead)
+    )
 
     assert result.phase is ImportPhase.REJECTED
     assert not result.applied
@@ -203,7 +215,7 @@ def test_encoding_detection() -> None:
 
 
 def test_an_xlsx_sheet_is_imported_with_typed_cells(
-    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path, read_ahead: bool
 ) -> None:
     people = _people(city, 3)
     workbook = Workbook()
@@ -216,7 +228,7 @@ def test_an_xlsx_sheet_is_imported_with_typed_cells(
     path = tmp_path / "pensions.xlsx"
     workbook.save(path)
 
-    result = run_import(sessions, _request(path, tmp_path))
+    result = run_import(sessions, _request(path, tmp_path, read_ahead=read_ahead))
 
     assert (result.created, result.rejected) == (2, 1)
     city.expire_all()
@@ -264,7 +276,7 @@ def test_a_file_without_a_header_row_is_refused_without_quoting_its_first_row(
 
 
 def test_a_line_that_is_not_text_in_the_encoding_is_a_rejected_row(
-    city: Session, sessions: outbox.SessionFactory, tmp_path: Path
+    city: Session, sessions: outbox.SessionFactory, tmp_path: Path, read_ahead: bool
 ) -> None:
     people = _people(city, 2)
     path = tmp_path / "pensions.csv"
@@ -272,7 +284,7 @@ def test_a_line_that_is_not_text_in_the_encoding_is_a_rejected_row(
     bad = f"{people[1].id_number},3100.00,active,2021-03-01,".encode() + b"\xff\xfe\n"
     path.write_bytes(",".join(HEADER).encode() + b"\n" + good + bad)
 
-    result = run_import(sessions, _request(path, tmp_path, encoding="utf-8"))
+    result = run_import(sessions, _request(path, tmp_path, encoding="utf-8", read_ahead=read_ahead))
 
     assert (result.created, result.rejected) == (1, 1)
     assert [(r["line"], r["field"]) for r in _report(tmp_path)] == [("3", "record")]
@@ -299,14 +311,18 @@ class _CrashAfter:
 
 @pytest.mark.parametrize("mode", [PublishMode.VALID_ROWS, PublishMode.ALL_OR_NOTHING])
 def test_an_interrupted_import_resumes_after_its_last_committed_batch(
-    city: Session, sessions: outbox.SessionFactory, tmp_path: Path, mode: PublishMode
+    city: Session,
+    sessions: outbox.SessionFactory,
+    tmp_path: Path,
+    mode: PublishMode,
+    read_ahead: bool,
 ) -> None:
     people = _people(city, 9)
     rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
     if mode is PublishMode.VALID_ROWS:
         rows[4][1] = "-1"  # line 6, row 5: in the third batch
     source = _write_csv(tmp_path / "pensions.csv", rows)
-    request = _request(source, tmp_path, mode=mode)
+    request = _request(source, tmp_path, mode=mode, read_ahead=read_ahead)
 
     with pytest.raises(_Crash):
         run_import(sessions, request, progress=_CrashAfter(3))
@@ -403,3 +419,92 @@ def test_all_or_nothing_stops_clearly_when_the_data_changes_between_check_and_ap
     assert "line 4" in stopped.value.message and "2 rows" in stopped.value.message
     city.expire_all()
     assert [pension(city, p) is not None for p in people] == [True, True, False, False]
+
+
+def test_a_failure_in_the_reader_process_stops_the_import_where_it_was(
+    city: Session,
+    sessions: outbox.SessionFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    people = _people(city, 6)
+    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    source = _write_csv(tmp_path / "pensions.csv", rows)
+    request = _request(source, tmp_path, read_ahead=True)
+    parse_rows = service.parse_rows
+    calls = iter(range(100))
+
+    def failing_on_the_third_batch(dataset: str, records: Any) -> service.ParsedRows:
+        if next(calls) == 2:
+            raise OSError("the disk went away")
+        return parse_rows(dataset, records)
+
+    # The reader is forked from this process: it runs the patched function.
+    monkeypatch.setattr(service, "parse_rows", failing_on_the_third_batch)
+    with pytest.raises(OSError, match="the disk went away"):
+        run_import(sessions, request)
+    monkeypatch.setattr(service, "parse_rows", parse_rows)
+
+    city.expire_all()
+    job = city.execute(select(ImportJob)).scalar_one()
+    assert job.rows_done == 4  # the two batches before it, committed
+    resumed = run_import(sessions, request)
+    assert (resumed.state, resumed.rows, resumed.created) == ("resumed", 6, 6)
+
+
+def test_a_reader_process_that_dies_is_an_error_not_a_hang(
+    city: Session,
+    sessions: outbox.SessionFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    people = _people(city, 4)
+    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    source = _write_csv(tmp_path / "pensions.csv", rows)
+
+    def killed(dataset: str, records: Any) -> service.ParsedRows:
+        os._exit(9)  # as the kernel's out-of-memory killer would end it
+
+    monkeypatch.setattr(service, "parse_rows", killed)
+    with pytest.raises(RuntimeError, match="reader process stopped"):
+        run_import(sessions, _request(source, tmp_path, read_ahead=True))
+    city.expire_all()
+    assert city.execute(select(ImportJob.rows_done)).scalar_one() == 0
+
+
+ROWS_OF_EVERY_DATASET = {
+    "subsistence_allowances": {"amount": "980.00", "status": "suspended", "since": "2020-01-31"},
+    "pensions": {"amount": "3100.25", "status": "stopped", "since": "2019-12-01"},
+    "marital_statuses": {"marital_status": "married"},
+    "tenancies": {"unit_id": 7, "since": "2020-02-29", "until": "2021-02-28", "status": "ended"},
+    "criminal_records": {"criminal_record": True, "since": "2001-09-09"},
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(ROWS_OF_EVERY_DATASET))
+def test_rows_read_ahead_reach_the_writer_exactly_as_validated(dataset: str) -> None:
+    records = [
+        {"id_number": STRANGER} | ROWS_OF_EVERY_DATASET[dataset],
+        {"id_number": STRANGER, "since": "2020-13-01"},
+    ]
+    parsed = service.parse_rows(dataset, records)
+    chunk = importing._Chunk(
+        lines=[2, 3],
+        unreadable=[],
+        readable=[0, 1],
+        parsed=parsed,
+        resume=ResumePoint(line=3, byte_offset=99),
+        position=99,
+    )
+
+    received = importing._unpack(importing._pack(chunk, dataset), dataset)
+
+    [(index, row)] = received.parsed.rows
+    [(_, validated)] = parsed.rows
+    assert index == 0
+    assert row._asdict() == validated.model_dump()
+    assert [type(value) for value in row] == [
+        type(value) for value in validated.model_dump().values()
+    ]
+    assert received.parsed.problems == parsed.problems
+    assert (received.resume, received.lines) == (chunk.resume, chunk.lines)

@@ -119,6 +119,22 @@ def _cli(city: City, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _processes_reading(path: Path) -> list[int]:
+    """Process ids whose command line names the file (an import and its reader)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue  # ended meanwhile
+        if state != "Z" and str(path).encode() in command.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
 def _reset(city: City) -> None:
     engine = city.engine()
     with engine.begin() as connection:
@@ -161,13 +177,22 @@ def test_exit_codes_tell_ok_rejected_rows_and_errors(committed_city: City, tmp_p
     ]
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["in-process", "read-ahead"])
 def test_an_import_killed_halfway_finishes_on_the_next_run_with_every_row_once(
-    committed_city: City, tmp_path: Path
+    committed_city: City, tmp_path: Path, read_ahead: bool
 ) -> None:
     _reset(committed_city)
     numbers = committed_city.id_numbers
     source = _pensions_file(tmp_path / "pensions.csv", numbers, bad_every=1000)
-    args = ("pensions", str(source), "--department", "social-security", "--batch-size", "40")
+    args = (
+        "pensions",
+        str(source),
+        "--department",
+        "social-security",
+        "--batch-size",
+        "40",
+        *(("--read-ahead",) if read_ahead else ()),
+    )
     errors = str(tmp_path / "errors.csv")
 
     running = _cli(committed_city, *args, "--errors", errors)
@@ -184,6 +209,11 @@ def test_an_import_killed_halfway_finishes_on_the_next_run_with_every_row_once(
     assert 400 <= done < len(numbers)
     held = committed_city.scalar("SELECT count(*) FROM exchange_pensions")
     assert held == done - done // 1000
+    # Its reader process, left without the process it read for, stops on its own.
+    deadline = time.monotonic() + 30
+    while (readers := _processes_reading(source)) and time.monotonic() < deadline:
+        pass
+    assert readers == []
 
     again = _cli(committed_city, *args, "--errors", errors)
     out, err = again.communicate(timeout=300)
@@ -206,9 +236,11 @@ from pathlib import Path
 from citygrid.exchange.importing import ImportRequest, run_import
 from citygrid.kit.db import get_session_factory
 request = ImportRequest(dataset="pensions", path=Path(sys.argv[2]), department="social-security",
-                        batch_size=2000, errors_path=Path(sys.argv[3]))
+                        batch_size=2000, errors_path=Path(sys.argv[3]), read_ahead=True)
 result = run_import(get_session_factory(sys.argv[1]), request)
-print(result.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peaks = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF,
+                                                       resource.RUSAGE_CHILDREN)]
+print(result.rows, sum(peaks))  # the importing process and its reader
 """
 
 

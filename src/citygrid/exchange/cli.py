@@ -213,6 +213,14 @@ def import_file(
     restart: Annotated[
         bool, typer.Option("--restart", help="Import the file again from its first row")
     ] = False,
+    read_ahead: Annotated[
+        bool | None,
+        typer.Option(
+            "--read-ahead/--no-read-ahead",
+            help="Read and validate the next batches in a second process while one is "
+            "written (default: for files over 2 MiB or 20,000 sheet rows)",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Import a department's CSV or XLSX file into a dataset it owns.
@@ -243,6 +251,7 @@ def import_file(
         batch_size=batch_size,
         encoding=encoding,
         restart=restart,
+        read_ahead=read_ahead,
     )
     progress = _RichImportProgress()
     try:

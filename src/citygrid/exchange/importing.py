@@ -14,31 +14,56 @@ batches applied. ``valid_rows`` applies the valid rows of each batch as it goes.
 
 The rows go through the same service function as the API (``service.publish_rows``): the
 same ownership check, per-row validation, bulk upsert, outbox entries and publication record.
+
+Reading ahead: on a file of more than a few batches, a reader process reads and validates the
+next batches (``service.parse_rows``: text to typed values, no database) while this process
+looks up the persons and writes the batch before; the two halves of a row's work then run on
+two processors. The reader holds at most ``READ_AHEAD`` batches that are not yet written and
+stops on its own when this process is gone, so memory stays flat and a killed import leaves
+nothing running. The checkpoint is still that of the last committed batch.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import os
+import pickle
+import queue
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from functools import cache
 from itertools import islice
+from operator import attrgetter
 from pathlib import Path
-from typing import IO, Any, Protocol
+from types import UnionType
+from typing import IO, Any, Protocol, Union, get_args, get_origin
 
 from sqlalchemy.orm import Session
 
 from citygrid.exchange import service
 from citygrid.exchange.models import ImportPhase
 from citygrid.exchange.schemas import MAX_BATCH, ROW_MODELS, PublishMode, RowProblem
-from citygrid.exchange.tabular import ResumePoint, SourceRow, TableSource, fingerprint, open_source
+from citygrid.exchange.tabular import ResumePoint, TableSource, fingerprint, open_source
 from citygrid.kit.actor import Actor
 from citygrid.kit.errors import Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 
 DEFAULT_BATCH = 5_000
+# Batches the reader process may hold ahead of the writer (queued and in hand).
+READ_AHEAD = 2
+# Read ahead on files larger than this (CSV bytes) or with more rows (XLSX): below it the
+# second process costs more than it saves.
+READ_AHEAD_MIN_BYTES = 2 * 1024 * 1024
+READ_AHEAD_MIN_ROWS = 20_000
+# How often (seconds) the reader and the writer check that the other is still there.
+_ALIVE_CHECK = 1.0
 REPORT_HEADER = ("line", "row", "field", "reason")
 
 SessionFactory = Callable[[], Session]
@@ -75,6 +100,8 @@ class ImportRequest:
     encoding: str | None = None
     restart: bool = False
     publisher: str = "citygrid-import"
+    # Read and validate in a second process (None: when the file is large enough).
+    read_ahead: bool | None = None
 
     @property
     def report_path(self) -> Path:
@@ -180,28 +207,238 @@ class _Report:
         self._handle.close()
 
 
-def _batches(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
+@dataclass
+class _Chunk:
+    """A batch of the file, read and validated, ready for the database's checks: the line
+    of each of its rows, the rows that could not be read (batch position, reason), the batch
+    position of each row handed to the service, those rows parsed, where to resume after the
+    batch and how far the reading has got."""
+
+    lines: list[int]
+    unreadable: list[tuple[int, str]]
+    readable: list[int]
+    parsed: service.ParsedRows
+    resume: ResumePoint
+    position: int
+
+
+def _chunks(source: TableSource, start: ResumePoint, dataset: str, size: int) -> Iterator[_Chunk]:
+    """The file's batches from ``start``, each read and validated."""
+    rows = source.rows(start)
     while batch := list(islice(rows, size)):
-        yield batch
+        readable = [index for index, row in enumerate(batch) if row.unreadable is None]
+        yield _Chunk(
+            lines=[row.line for row in batch],
+            unreadable=[
+                (index, row.unreadable) for index, row in enumerate(batch) if row.unreadable
+            ],
+            readable=readable,
+            parsed=service.parse_rows(dataset, [batch[index].values for index in readable]),
+            resume=source.resume_point,
+            position=source.position,
+        )
+
+
+@cache
+def _row_type(dataset: str) -> Any:
+    """A named tuple with the fields of a dataset's row: what the reader process's rows
+    become again here (the service reads their fields by name)."""
+    return namedtuple(f"{dataset}_row", list(ROW_MODELS[dataset].model_fields))  # noqa: PYI024
+
+
+Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def _optional(codec: Codec) -> Codec:
+    encode, decode = codec
+    return (
+        lambda value: None if value is None else encode(value),
+        lambda value: None if value is None else decode(value),
+    )
+
+
+def _field_codec(annotation: Any) -> Codec | None:
+    """How a row field's values cross the pipe (encode here, decode there): dates as day
+    numbers, decimals as text, enumeration members as their values, the rest as they are.
+    Unpickling a date or a member costs ten times the rebuilding of one from these."""
+    kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
+    optional = get_origin(annotation) in (Union, UnionType) and len(kinds) == 1
+    kind = kinds[0] if optional else annotation
+    codec: Codec | None = None
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        codec = (attrgetter("value"), kind._value2member_map_.__getitem__)
+    elif kind is date:
+        codec = (date.toordinal, date.fromordinal)
+    elif kind is Decimal:
+        codec = (str, Decimal)
+    if codec is not None and optional:
+        return _optional(codec)
+    return codec
+
+
+@cache
+def _codecs(dataset: str) -> tuple[Codec | None, ...]:
+    return tuple(
+        _field_codec(info.annotation) for info in ROW_MODELS[dataset].model_fields.values()
+    )
+
+
+def _pack(chunk: _Chunk, dataset: str) -> bytes:
+    """A chunk as bytes for the pipe, its parsed rows as columns of plain values."""
+    rows = [row for _index, row in chunk.parsed.rows]
+    columns = [
+        list(map(codec[0], values)) if codec else values
+        for codec, values in zip(
+            _codecs(dataset),
+            ([getattr(row, name) for row in rows] for name in ROW_MODELS[dataset].model_fields),
+            strict=True,
+        )
+    ]
+    problems = [(problem.index, problem.field, problem.reason) for problem in chunk.parsed.problems]
+    return pickle.dumps(
+        (
+            chunk.lines,
+            chunk.unreadable,
+            chunk.readable,
+            chunk.parsed.received,
+            [index for index, _row in chunk.parsed.rows],
+            columns,
+            problems,
+            chunk.resume,
+            chunk.position,
+        ),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+def _unpack(data: bytes, dataset: str) -> _Chunk:
+    lines, unreadable, readable, received, indexes, columns, problems, resume, position = (
+        pickle.loads(data)  # noqa: S301 (our own reader's bytes)
+    )
+    decoded = [
+        list(map(codec[1], values)) if codec else values
+        for codec, values in zip(_codecs(dataset), columns, strict=True)
+    ]
+    rows = list(map(_row_type(dataset)._make, zip(*decoded, strict=True)))
+    parsed = service.ParsedRows(
+        received=received,
+        rows=list(zip(indexes, rows, strict=True)),
+        problems=[
+            RowProblem(index=index, field=field, reason=reason) for index, field, reason in problems
+        ],
+    )
+    return _Chunk(lines, unreadable, readable, parsed, resume, position)
+
+
+_END = b""
+
+
+def _reader_main(request: ImportRequest, start: ResumePoint, channel: Any, parent: int) -> None:
+    """The reader process: the file's chunks into ``channel``, then ``_END``; an error
+    instead, pickled. It stops when the importing process is gone."""
+
+    def send(item: Any) -> bool:
+        while True:
+            try:
+                channel.put(item, timeout=_ALIVE_CHECK)
+                return True
+            except queue.Full:
+                if os.getppid() != parent:
+                    channel.cancel_join_thread()  # nobody will read what is queued
+                    return False
+
+    try:
+        source = open_source(request.path, encoding=request.encoding)
+        try:
+            for chunk in _chunks(source, start, request.dataset, request.batch_size):
+                if not send(_pack(chunk, request.dataset)):
+                    return
+        finally:
+            source.close()
+    except Exception as error:  # handed to the importing process, which raises it
+        try:
+            failure = pickle.dumps(error)
+        except Exception:
+            failure = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
+        send(("error", failure))
+        return
+    send(_END)
+
+
+class _ReadAhead:
+    """The chunks of the file from ``start``, read and validated by a reader process."""
+
+    def __init__(self, request: ImportRequest, start: ResumePoint) -> None:
+        # fork: the reader starts in milliseconds, with the modules already imported (a
+        # spawned one would import them again, a second of a short import).
+        context = (
+            multiprocessing.get_context("fork")
+            if "fork" in multiprocessing.get_all_start_methods()
+            else multiprocessing.get_context("spawn")
+        )
+        self._dataset = request.dataset
+        self._channel = context.Queue(maxsize=max(READ_AHEAD - 1, 1))
+        self._process = context.Process(
+            target=_reader_main,
+            args=(request, start, self._channel, os.getpid()),
+            name="citygrid-import-reader",
+            daemon=True,
+        )
+        self._process.start()
+
+    def _next(self) -> Any:
+        while True:
+            try:
+                return self._channel.get(timeout=_ALIVE_CHECK)
+            except queue.Empty:
+                if self._process.exitcode is None:
+                    continue
+                try:  # it may have exited right after its last put
+                    return self._channel.get(timeout=_ALIVE_CHECK)
+                except queue.Empty:
+                    raise RuntimeError(
+                        f"the import's reader process stopped (exit code {self._process.exitcode})"
+                    ) from None
+
+    def __iter__(self) -> Iterator[_Chunk]:
+        while (item := self._next()) != _END:
+            if isinstance(item, tuple):
+                raise pickle.loads(item[1])  # noqa: S301 (our own child's bytes)
+            yield _unpack(item, self._dataset)
+
+    def close(self) -> None:
+        """Stop the reader (it may be ahead of an import that stopped early)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._channel.close()
+        self._channel.join_thread()
+
+
+def _reads_ahead(request: ImportRequest, source: TableSource) -> bool:
+    if request.read_ahead is not None:
+        return request.read_ahead
+    if source.total is None:
+        return False
+    limit = READ_AHEAD_MIN_BYTES if source.unit == "bytes" else READ_AHEAD_MIN_ROWS
+    return source.total > limit
 
 
 def _problems(
-    batch: list[SourceRow], first_row: int, problems: list[RowProblem], readable: list[int]
+    chunk: _Chunk, first_row: int, problems: list[RowProblem]
 ) -> list[tuple[int, int, str, str]]:
-    """Rejected fields as report lines; ``readable[i]`` is the batch position of the i-th
-    row handed to the service."""
+    """Rejected fields as report lines: (line, data row number, field, reason)."""
     lines = [
         (
-            batch[readable[problem.index]].line,
-            first_row + readable[problem.index],
+            chunk.lines[chunk.readable[problem.index]],
+            first_row + chunk.readable[problem.index],
             problem.field,
             problem.reason,
         )
         for problem in problems
     ]
-    for position, row in enumerate(batch):
-        if row.unreadable is not None:
-            lines.append((row.line, first_row + position, "record", row.unreadable))
+    for position, reason in chunk.unreadable:
+        lines.append((chunk.lines[position], first_row + position, "record", reason))
     lines.sort(key=lambda line: line[1])
     return lines
 
@@ -331,56 +568,60 @@ def _pass(
         done=start.byte_offset if source.unit == "bytes" else max(start.line - 1, 0),
     )
     processed = 0
-    for batch in _batches(source.rows(start), request.batch_size):
-        point = source.resume_point
-        readable = [index for index, row in enumerate(batch) if row.unreadable is None]
-        records = [batch[index].values for index in readable]
-        first_row = rows_done + 1
-        with sessions() as session:
-            service.claim_import_step(session, job_id=job_id, rows_done=rows_done, phase=phase)
-            if checking:
-                problems = service.check_rows(
-                    session, actor, dataset=request.dataset, records=records
-                )
-            else:
-                try:
-                    outcome = service.publish_rows(
-                        session, actor, dataset=request.dataset, mode=mode, records=records
+    reader = _ReadAhead(request, start) if _reads_ahead(request, source) else None
+    chunks = reader or _chunks(source, start, request.dataset, request.batch_size)
+    try:
+        for chunk in chunks:
+            first_row = rows_done + 1
+            with sessions() as session:
+                service.claim_import_step(session, job_id=job_id, rows_done=rows_done, phase=phase)
+                if checking:
+                    problems = service.check_rows(
+                        session, actor, dataset=request.dataset, records=chunk.parsed
                     )
-                except ValidationFailed:
-                    # all_or_nothing: the file passed its check, but the database changed since.
-                    raise Conflict(
-                        _(
-                            "Rows from line %(line)d were rejected while being applied: the "
-                            "data changed after the file was checked. The %(rows)d rows before "
-                            "them were applied; run the import again to continue, or with "
-                            "--restart."
+                else:
+                    try:
+                        outcome = service.publish_rows(
+                            session, actor, dataset=request.dataset, mode=mode, records=chunk.parsed
                         )
-                        % {"line": batch[0].line, "rows": rows_done}
-                    ) from None
-                problems = outcome.rejected
-                counters["created"] += outcome.created
-                counters["updated"] += outcome.updated
-                counters["unchanged"] += outcome.unchanged
-            lines = _problems(batch, first_row, problems, readable)
-            counters["rejected"] += len({line[1] for line in lines})
-            report.add(lines)
-            rows_done += len(batch)
-            service.checkpoint_import(
-                session,
-                job_id=job_id,
-                values={
-                    "rows_done": rows_done,
-                    "line": point.line,
-                    "byte_offset": point.byte_offset,
-                    "report_bytes": report.sync(),
-                    "checkpoint_at": utcnow(),
-                    **counters,
-                },
-            )
-            session.commit()
-        processed += len(batch)
-        progress.update(source.position, rows=processed)
+                    except ValidationFailed:
+                        # all_or_nothing: the file passed its check, but the database changed
+                        # since.
+                        raise Conflict(
+                            _(
+                                "Rows from line %(line)d were rejected while being applied: the "
+                                "data changed after the file was checked. The %(rows)d rows "
+                                "before them were applied; run the import again to continue, "
+                                "or with --restart."
+                            )
+                            % {"line": chunk.lines[0], "rows": rows_done}
+                        ) from None
+                    problems = outcome.rejected
+                    counters["created"] += outcome.created
+                    counters["updated"] += outcome.updated
+                    counters["unchanged"] += outcome.unchanged
+                lines = _problems(chunk, first_row, problems)
+                counters["rejected"] += len({line[1] for line in lines})
+                report.add(lines)
+                rows_done += len(chunk.lines)
+                service.checkpoint_import(
+                    session,
+                    job_id=job_id,
+                    values={
+                        "rows_done": rows_done,
+                        "line": chunk.resume.line,
+                        "byte_offset": chunk.resume.byte_offset,
+                        "report_bytes": report.sync(),
+                        "checkpoint_at": utcnow(),
+                        **counters,
+                    },
+                )
+                session.commit()
+            processed += len(chunk.lines)
+            progress.update(chunk.position, rows=processed)
+    finally:
+        if reader is not None:
+            reader.close()
     return processed
 
 

@@ -971,13 +971,23 @@ def _record_key(dataset: str, row: Any, key: registry.PersonKey) -> tuple[Any, .
     return (key.id,)
 
 
-def _check_rows(
-    session: Session, dataset: str, records: Sequence[Any]
-) -> tuple[list[_Accepted], list[RowProblem]]:
-    """Validate every row on its own; the accepted rows and every rejected one."""
+@dataclass
+class ParsedRows:
+    """A batch of rows checked on their own, before any look-up in the database: each valid
+    row with its index in the batch, and the problems of the others (``parse_rows``). The bulk
+    import builds it in a reader process while the batch before is being written."""
+
+    received: int
+    rows: list[tuple[int, Any]]
+    problems: list[RowProblem]
+
+
+def parse_rows(dataset: str, records: Sequence[Any]) -> ParsedRows:
+    """Validate every row of a batch on its own against the dataset's row shape (no
+    database): the valid rows and every rejected one."""
     # The model's own validator (what ``model_validate`` calls), without its Python wrapper:
     # it runs for every row of a bulk import.
-    validate = ROW_SHAPES[dataset].__pydantic_validator__.validate_python
+    validate = ROW_SHAPES[dataset_spec(dataset).slug].__pydantic_validator__.validate_python
     problems: list[RowProblem] = []
     parsed: list[tuple[int, Any]] = []
     for index, raw in enumerate(records):
@@ -988,6 +998,16 @@ def _check_rows(
             parsed.append((index, validate(raw)))
         except ValidationError as exc:
             problems.extend(_row_problems(index, exc))
+    return ParsedRows(received=len(records), rows=parsed, problems=problems)
+
+
+def _check_rows(
+    session: Session, dataset: str, batch: ParsedRows
+) -> tuple[list[_Accepted], list[RowProblem]]:
+    """The database's checks of the parsed rows (the person, the unit, a deceased person, a
+    record twice in the batch): the accepted rows and every rejected one."""
+    problems = list(batch.problems)
+    parsed = batch.rows
     keys = registry.person_keys(
         session, id_numbers=list(dict.fromkeys(row.id_number for _index, row in parsed))
     )
@@ -1172,13 +1192,14 @@ def _owner_of(actor: Actor, spec: DatasetSpec) -> str:
 
 
 def check_rows(
-    session: Session, actor: Actor, *, dataset: str, records: Sequence[Any]
+    session: Session, actor: Actor, *, dataset: str, records: Sequence[Any] | ParsedRows
 ) -> list[RowProblem]:
     """Check a batch as ``publish_rows`` would, writing nothing: every rejected row (the
     bulk import's first pass over a file in ``all_or_nothing`` mode)."""
     spec = dataset_spec(dataset)
     _owner_of(actor, spec)
-    _accepted, problems = _check_rows(session, spec.slug, records)
+    batch = records if isinstance(records, ParsedRows) else parse_rows(spec.slug, records)
+    _accepted, problems = _check_rows(session, spec.slug, batch)
     return problems
 
 
@@ -1188,21 +1209,24 @@ def publish_rows(
     *,
     dataset: str,
     mode: PublishMode,
-    records: Sequence[Any],
+    records: Sequence[Any] | ParsedRows,
 ) -> PublishReport:
     """Upsert rows of a dataset the actor's department owns (403 otherwise), each row
     checked on its own, with the changed rows' outbox entries and the batch's publication
-    record; shared by the API and the bulk import. The caller bounds the batch size."""
+    record; shared by the API and the bulk import (which may hand rows it parsed already,
+    ``parse_rows``). The caller bounds the batch size."""
     spec = dataset_spec(dataset)
     department = _owner_of(actor, spec)
     dataset = spec.slug
-    accepted, problems = _check_rows(session, dataset, records)
+    batch = records if isinstance(records, ParsedRows) else parse_rows(dataset, records)
+    received = batch.received
+    accepted, problems = _check_rows(session, dataset, batch)
     if problems and mode is PublishMode.ALL_OR_NOTHING:
         raise ValidationFailed(
             _("%(rejected)d of %(received)d records were rejected; nothing was written.")
             % {
                 "rejected": len({problem.index for problem in problems}),
-                "received": len(records),
+                "received": received,
             },
             details=[problem.model_dump() for problem in problems],
         )
@@ -1230,7 +1254,7 @@ def publish_rows(
             "department": department,
             "publisher": actor.name,
             "mode": mode.value,
-            "received": len(records),
+            "received": received,
             "created": created,
             "updated": updated,
             "rejected": rejected_rows,
@@ -1239,7 +1263,7 @@ def publish_rows(
     return PublishReport(
         dataset=dataset,
         mode=mode,
-        received=len(records),
+        received=received,
         created=created,
         updated=updated,
         unchanged=unchanged,

@@ -708,20 +708,27 @@ _PERSON_KEYS_SQL = (
 )
 
 
-def person_keys_by_id_numbers(session: Session, *, id_numbers: Sequence[str]) -> list[Row[Any]]:
+def person_keys_by_id_numbers(
+    session: Session, *, id_numbers: Sequence[str]
+) -> list[Sequence[Any]]:
     """``(id_number, id, ref, grid_code, status, household_id, relation_to_head)`` of the
     persons holding these ID numbers (missing ones are absent)."""
     persons = Person.__table__
-    rows: list[Row[Any]] = []
+    rows: list[Sequence[Any]] = []
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        # Straight to the driver: the bulk import looks up every row's person, and the
-        # columns need no conversion (the status is its text, as the Core statement's cast).
-        for start in range(0, len(id_numbers), _IN_CHUNK):
-            numbers = tuple(id_numbers[start : start + _IN_CHUNK])
-            marks = ", ".join("?" * len(numbers))
-            sql = f"{_PERSON_KEYS_SQL} IN ({marks})"
-            rows.extend(connection.exec_driver_sql(sql, numbers).all())
+        # Straight to the driver's cursor: the bulk import looks up every row's person, the
+        # columns need no conversion (the status is its text, as the Core statement's cast),
+        # and SQLAlchemy's result rows cost as much as the query.
+        cursor = connection.connection.cursor()
+        try:
+            for start in range(0, len(id_numbers), _IN_CHUNK):
+                numbers = tuple(id_numbers[start : start + _IN_CHUNK])
+                marks = ", ".join("?" * len(numbers))
+                cursor.execute(f"{_PERSON_KEYS_SQL} IN ({marks})", numbers)
+                rows.extend(cursor.fetchall())
+        finally:
+            cursor.close()
         return rows
     for start in range(0, len(id_numbers), _IN_CHUNK):
         chunk = list(id_numbers[start : start + _IN_CHUNK])
