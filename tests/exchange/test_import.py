@@ -21,7 +21,7 @@ from citygrid.exchange.importing import ImportRequest, run_import
 from citygrid.exchange.models import ImportJob, ImportPhase, OutboxEntry, Publication
 from citygrid.exchange.schemas import PublishMode
 from citygrid.exchange.tabular import ResumePoint, detect_encoding
-from citygrid.kit.errors import Forbidden, ValidationFailed
+from citygrid.kit.errors import CitygridError, Forbidden, ValidationFailed
 from citygrid.registry.idnumber import make_id_number
 from citygrid.registry.models import Person
 from tests.exchange.story import money, pension, resident, snapshot
@@ -466,7 +466,7 @@ def test_a_reader_process_that_dies_is_an_error_not_a_hang(
         os._exit(9)  # as the kernel's out-of-memory killer would end it
 
     monkeypatch.setattr(service, "parse_rows", killed)
-    with pytest.raises(RuntimeError, match="reader process stopped"):
+    with pytest.raises(CitygridError, match="reading the file stopped unexpectedly"):
         run_import(sessions, _request(source, tmp_path, read_ahead=True))
     city.expire_all()
     assert city.execute(select(ImportJob.rows_done)).scalar_one() == 0

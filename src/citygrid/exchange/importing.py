@@ -51,7 +51,7 @@ from citygrid.exchange.models import ImportPhase
 from citygrid.exchange.schemas import MAX_BATCH, ROW_MODELS, PublishMode, RowProblem
 from citygrid.exchange.tabular import ResumePoint, TableSource, fingerprint, open_source
 from citygrid.kit.actor import Actor
-from citygrid.kit.errors import Conflict, ValidationFailed
+from citygrid.kit.errors import CitygridError, Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 
@@ -396,8 +396,14 @@ class _ReadAhead:
                 try:  # it may have exited right after its last put
                     return self._channel.get(timeout=_ALIVE_CHECK)
                 except queue.Empty:
-                    raise RuntimeError(
-                        f"the import's reader process stopped (exit code {self._process.exitcode})"
+                    raise CitygridError(
+                        _(
+                            "The process reading the file stopped unexpectedly (exit status "
+                            "%(status)s). The batches before it were applied; run the import "
+                            "again to continue."
+                        )
+                        % {"status": self._process.exitcode},
+                        code="reader_stopped",
                     ) from None
 
     def __iter__(self) -> Iterator[_Chunk]:
