@@ -70,6 +70,11 @@ def _count(session: Session, model: type) -> int:
     return session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
+def _clean_rows(people: list[Person]) -> list[list[Any]]:
+    """An active pension for each person, every row valid."""
+    return [[person.id_number, "3100.00", "active", "2021-03-01"] for person in people]
+
+
 def _mixed_rows(people: list[Person]) -> list[list[Any]]:
     return [
         [people[0].id_number, "3250.50", "active", "2020-01-01"],  # line 2, row 1
@@ -174,7 +179,7 @@ def test_the_same_file_again_is_recognised_and_not_applied_twice(
     city: Session, sessions: outbox.SessionFactory, tmp_path: Path
 ) -> None:
     people = _people(city, 3)
-    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    rows = _clean_rows(people)
     source = _write_csv(tmp_path / "pensions.csv", rows)
     run_import(sessions, _request(source, tmp_path))
 
@@ -318,7 +323,7 @@ def test_an_interrupted_import_resumes_after_its_last_committed_batch(
     read_ahead: bool,
 ) -> None:
     people = _people(city, 9)
-    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    rows = _clean_rows(people)
     if mode is PublishMode.VALID_ROWS:
         rows[4][1] = "-1"  # line 6, row 5: in the third batch
     source = _write_csv(tmp_path / "pensions.csv", rows)
@@ -397,7 +402,7 @@ def test_all_or_nothing_stops_clearly_when_the_data_changes_between_check_and_ap
     from citygrid.kit.errors import Conflict
 
     people = _people(city, 4)
-    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
+    rows = _clean_rows(people)
     source = _write_csv(tmp_path / "pensions.csv", rows)
 
     class _RenumberBeforeApplying:
@@ -427,9 +432,7 @@ def test_a_failure_in_the_reader_process_stops_the_import_where_it_was(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    people = _people(city, 6)
-    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
-    source = _write_csv(tmp_path / "pensions.csv", rows)
+    source = _write_csv(tmp_path / "pensions.csv", _clean_rows(_people(city, 6)))
     request = _request(source, tmp_path, read_ahead=True)
     parse_rows = service.parse_rows
     calls = iter(range(100))
@@ -458,9 +461,7 @@ def test_a_reader_process_that_dies_is_an_error_not_a_hang(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    people = _people(city, 4)
-    rows = [[p.id_number, "3100.00", "active", "2021-03-01"] for p in people]
-    source = _write_csv(tmp_path / "pensions.csv", rows)
+    source = _write_csv(tmp_path / "pensions.csv", _clean_rows(_people(city, 4)))
 
     def killed(dataset: str, records: Any) -> service.ParsedRows:
         os._exit(9)  # as the kernel's out-of-memory killer would end it
