@@ -374,6 +374,7 @@ def test_the_demo_has_one_account_per_role_and_one_client_per_department(
         "rh-officer",
         "hc-officer",
         "um-officer",
+        "ls-officer",
         "auditor",
         "admin",
     ]

@@ -39,8 +39,13 @@ DEPARTMENTS = (
     "water-affairs",
     "market-regulation",
     "urban-management",
+    "landscaping",
+    "power-supply",
+    "transport",
 )
-"""Department slugs: a department officer's and an API client's ``department``."""
+"""Department slugs: a department officer's and an API client's ``department``. Every
+department the case catalogue routes cases to is one (tests/cases/test_departments.py), so
+each can have officers who handle them."""
 
 ROLE_SCOPE_LEVELS: dict[Role, tuple[Level, ...]] = {
     Role.GRID_WORKER: (Level.GRID,),

@@ -57,6 +57,8 @@ DEMO_ACCOUNT_SPECS: tuple[DemoAccountSpec, ...] = (
     DemoAccountSpec(
         "um-officer", "吴志明", Role.DEPARTMENT_OFFICER, (DISTRICT,), "urban-management"
     ),
+    # Street trees, flower beds, green spaces and fallen trees.
+    DemoAccountSpec("ls-officer", "罗青山", Role.DEPARTMENT_OFFICER, (DISTRICT,), "landscaping"),
     DemoAccountSpec("auditor", "郑秀英", Role.AUDITOR, (DISTRICT,)),
     DemoAccountSpec("admin", "系统管理员", Role.ADMIN, (DISTRICT,)),
 )

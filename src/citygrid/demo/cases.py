@@ -69,6 +69,7 @@ OFFICERS = {
     "rental-housing": "rh-officer",
     "housing-construction": "hc-officer",
     "urban-management": "um-officer",
+    "landscaping": "ls-officer",
 }
 
 CASE_COLUMNS: dict[str, tuple[str, ...]] = {

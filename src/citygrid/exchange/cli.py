@@ -1,4 +1,4 @@
-"""``citygrid exchange ...``: member departments and the outbox.
+"""``citygrid exchange ...``: member departments, the outbox and its purge.
 
 Refused input exits with status 2 and a message naming the field; nothing is written then.
 """
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from citygrid.exchange.importing import ImportResult
 
 app = typer.Typer(
-    help="Data exchange: member departments, the catalogue and the outbox.", no_args_is_help=True
+    help="Data exchange: member departments, the catalogue, the outbox and its purge.",
+    no_args_is_help=True,
 )
 members_app = typer.Typer(help="Member departments: list, add, sync.", no_args_is_help=True)
 app.add_typer(members_app, name="members")
@@ -134,6 +135,52 @@ def deliver(
     )
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command("purge")
+def purge(
+    db: DbOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing")
+    ] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Rows examined per transaction (default CITYGRID_PURGE_BATCH_SIZE)",
+        ),
+    ] = None,
+) -> None:
+    """Delete delivered and dead outbox entries and webhook deliveries past their retention.
+
+    Outbox entries delivered more than CITYGRID_OUTBOX_RETENTION_DAYS ago (with their
+    consumers' records), webhook deliveries delivered more than
+    CITYGRID_WEBHOOK_RETENTION_DAYS ago (with their attempts), dead ones of both last tried
+    more than CITYGRID_DEAD_LETTER_RETENTION_DAYS ago; a window of rows per transaction.
+    Pending and in-flight rows, and the life events (idempotent replays, the scoreboard),
+    are never deleted."""
+    from citygrid.exchange import retention
+    from citygrid.kit.db import get_session_factory
+    from citygrid.kit.i18n import _
+    from citygrid.kit.settings import get_settings
+
+    url = _open_database(db)
+    settings = get_settings()
+    report = retention.purge(
+        get_session_factory(url),
+        retention=retention.Retention.from_settings(settings),
+        batch=batch or settings.purge_batch_size,
+        dry_run=dry_run,
+    )
+    typer.echo(_("Would delete (dry run, nothing changed):") if dry_run else _("Deleted:"))
+    for label, count in (
+        (_("outbox entries"), report.outbox_entries),
+        (_("consumers' delivery records"), report.consumer_records),
+        (_("webhook deliveries"), report.webhook_deliveries),
+        (_("webhook delivery attempts"), report.webhook_attempts),
+    ):
+        typer.echo(f"{label}\t{count}")
 
 
 class _RichImportProgress:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    delete,
     exists,
     func,
     insert,
@@ -55,7 +56,7 @@ from citygrid.exchange.models import (
     TenancyStatus,
 )
 from citygrid.kit.models import Base
-from citygrid.kit.queue import claim_batch
+from citygrid.kit.queue import Window, claim_batch, next_window
 from citygrid.registry.repository import scope_condition
 
 # Rows per IN list: far below every backend's limit on bound parameters.
@@ -796,6 +797,76 @@ def outbox_of_event(session: Session, *, event_id: int) -> list[OutboxEntry]:
         .order_by(OutboxEntry.id)
     )
     return list(session.scalars(statement))
+
+
+# ----------------------------------------------------------------------------- retention
+
+
+def outbox_window(session: Session, *, after: int, size: int) -> Window | None:
+    """The next ``size`` outbox entries by id after ``after`` (see ``kit.queue.next_window``)."""
+    return next_window(session, _OUTBOX, after=after, size=size)
+
+
+def finished_outbox_ids(
+    session: Session,
+    *,
+    window: Window,
+    delivered_before: datetime,
+    dead_before: datetime,
+    kept: Callable[[ColumnElement[Any]], ColumnElement[bool]],
+    lock: bool,
+) -> list[int]:
+    """The entries of a window of ids that the purge may delete, oldest first: delivered
+    before ``delivered_before``, or dead and last tried before ``dead_before``, and not
+    ``kept`` (given the entry's id column: e.g. webhook deliveries still point at it).
+    Pending and claimed entries never are. With ``lock``, PostgreSQL locks them, skipping
+    rows another transaction holds."""
+    statement = (
+        select(_OUTBOX.c.id)
+        .where(
+            _OUTBOX.c.id > window.after,
+            _OUTBOX.c.id <= window.last,
+            or_(
+                and_(
+                    _OUTBOX.c.state == OutboxState.DELIVERED,
+                    _OUTBOX.c.delivered_at < delivered_before,
+                ),
+                and_(_OUTBOX.c.state == OutboxState.DEAD, _OUTBOX.c.available_at < dead_before),
+            ),
+            ~kept(_OUTBOX.c.id),
+        )
+        .order_by(_OUTBOX.c.id)
+    )
+    if lock and _dialect(session) == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return list(session.execute(statement).scalars())
+
+
+def count_consumer_records(session: Session, *, entry_ids: Sequence[int]) -> int:
+    """How many consumers' delivery records these entries have."""
+    table = _table(OutboxDelivery)
+    total = 0
+    for start in range(0, len(entry_ids), _IN_CHUNK):
+        chunk = list(entry_ids[start : start + _IN_CHUNK])
+        total += session.execute(
+            select(func.count()).select_from(table).where(table.c.entry_id.in_(chunk))
+        ).scalar_one()
+    return int(total)
+
+
+def delete_outbox_entries(session: Session, *, entry_ids: Sequence[int]) -> tuple[int, int]:
+    """Delete entries and their consumers' delivery records; ``(records, entries)`` deleted."""
+    table = _table(OutboxDelivery)
+    records = entries = 0
+    for start in range(0, len(entry_ids), _IN_CHUNK):
+        chunk = list(entry_ids[start : start + _IN_CHUNK])
+        records += _rowcount(session.execute(delete(table).where(table.c.entry_id.in_(chunk))))
+        entries += _rowcount(session.execute(delete(_OUTBOX).where(_OUTBOX.c.id.in_(chunk))))
+    return records, entries
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount or 0)
 
 
 # ----------------------------------------------------------------------------- tasks

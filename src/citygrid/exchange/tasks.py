@@ -1,5 +1,6 @@
-"""Background work of the exchange: the outbox delivery, a task of the kit worker (embedded in
-``citygrid serve``, alone as ``citygrid worker``; several may run at once).
+"""Background work of the exchange, tasks of the kit worker (embedded in ``citygrid serve``,
+alone as ``citygrid worker``; several may run at once): the outbox delivery, and the purge of
+finished delivery records (``retention.py``) every ``CITYGRID_PURGE_INTERVAL_MINUTES``.
 
 A run claims a batch and delivers it (``outbox.run_once``); the worker drains a backlog by
 running again at once while a run found work. An idle run waits up to ``IDLE_WAIT`` seconds
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from citygrid.exchange import outbox
+from citygrid.exchange import outbox, retention
 from citygrid.kit.db import get_session_factory
 from citygrid.kit.settings import Settings
 from citygrid.kit.worker import PeriodicTask
@@ -25,6 +26,7 @@ OUTBOX_TASK = "exchange.outbox"
 OUTBOX_INTERVAL = 0.05  # seconds between an idle run and the next
 IDLE_WAIT = 0.25  # seconds an idle run waits to be woken by a commit in this process
 OUTBOX_BATCH = 100
+PURGE_TASK = "exchange.purge"
 
 
 def worker_id() -> str:
@@ -51,10 +53,32 @@ class OutboxDelivery:
         return report.claimed
 
 
+@dataclass
+class Purge:
+    """One purge of the finished rows past their retention. It opens its own transactions
+    (one per window of rows): the session the worker passes is left unused."""
+
+    settings: Settings
+
+    def __call__(self, _session: Session) -> int:
+        """Purge; returns how many rows it deleted."""
+        report = retention.purge(
+            get_session_factory(self.settings.database_url),
+            retention=retention.Retention.from_settings(self.settings),
+            batch=self.settings.purge_batch_size,
+        )
+        return report.rows
+
+
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
-    """The exchange's tasks: the outbox delivery."""
-    return [
+    """The exchange's tasks: the outbox delivery, and the purge (unless its interval is 0)."""
+    tasks = [
         PeriodicTask(
             OUTBOX_TASK, OUTBOX_INTERVAL, OutboxDelivery(settings.database_url), drain=True
         )
     ]
+    if settings.purge_interval_minutes:
+        tasks.append(
+            PeriodicTask(PURGE_TASK, settings.purge_interval_minutes * 60, Purge(settings))
+        )
+    return tasks

@@ -144,6 +144,36 @@ class Settings(BaseSettings):
     webhook_lease_days: int = Field(
         default=365, ge=1, description="How long a verified subscription lasts (hub.lease_seconds)"
     )
+    # --- retention of the exchange's delivery records (citygrid.exchange.retention)
+    outbox_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=36_600,
+        description="Days a delivered outbox entry (and its consumers' delivery records) is "
+        "kept after its delivery",
+    )
+    webhook_retention_days: int = Field(
+        default=90,
+        ge=1,
+        le=36_600,
+        description="Days a delivered webhook delivery (and its attempts) is kept after its "
+        "delivery",
+    )
+    dead_letter_retention_days: int = Field(
+        default=180,
+        ge=1,
+        le=36_600,
+        description="Days a dead outbox entry or webhook delivery is kept unless replayed",
+    )
+    purge_interval_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="Minutes between two purges by the worker; 0: only `citygrid exchange "
+        "purge` purges",
+    )
+    purge_batch_size: int = Field(
+        default=1000, ge=1, le=10_000, description="Rows a purge examines per transaction"
+    )
 
     @property
     def webhook_private_callbacks_allowed(self) -> bool:

@@ -164,7 +164,7 @@ def normalise_id_number(value: str) -> str:
     naming the first problem otherwise. The same rules as ``parse_id_number`` (today as the
     latest birth date) without building its result: this runs for every row of a bulk
     import. The common case, a valid number, costs a few string operations, two cached
-    look-ups and one C-level integer conversion; anything else goes through
+    look-ups and the check's one C-level integer conversion; anything else goes through
     ``parse_id_number`` for its precise reason."""
     if (
         isinstance(value, str)
@@ -174,8 +174,7 @@ def normalise_id_number(value: str) -> str:
         and _division_accepted(value[:6])
         and _birth_day_accepted(birthday := value[6:14])
         and birthday <= _Today.get()
-        # _check_index, inlined
-        and (check := value[17].upper()) == _ID_CHECK_CHARS[2 * int(first17, 13) % 11]
+        and (check := value[17].upper()) == _ID_CHECK_CHARS[_check_index(first17)]
     ):
         return first17 + check
     return parse_id_number(value).number

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from citygrid.exchange import service as exchange
 from citygrid.exchange.webhooks import delivery, service
-from citygrid.exchange.webhooks.models import WebhookDelivery
+from citygrid.exchange.webhooks.models import Subscription, WebhookDelivery
 from citygrid.kit.i18n import set_locale
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
@@ -167,3 +167,70 @@ def test_other_departments_and_grid_workers_do_not_see_it(
     client.cookies.clear()
     sign_in(client, "zhang")
     assert client.get("/exchange/subscriptions", headers=BROWSER).status_code == 403
+
+
+def test_an_officer_renews_an_expired_lease_from_the_page(
+    city: Session,
+    client: TestClient,
+    receiver: Receiver,
+    dead_delivery: tuple[str, WebhookDelivery],
+) -> None:
+    ref, _dead = dead_delivery
+    city.execute(
+        update(Subscription)
+        .where(Subscription.ref == ref)
+        .values(expires_at=utcnow() - timedelta(days=1))
+    )
+    officer_signs_in(client, "ca-officer")
+    page = client.get(f"/exchange/subscriptions/{ref}", headers=BROWSER)
+    assert 'data-lease="expired"' in page.text
+    assert "Renew: challenge the callback again" in page.text
+
+    forged = client.post(
+        f"/exchange/subscriptions/{ref}/renew", headers=BROWSER, follow_redirects=False
+    )
+    assert forged.status_code == 403
+    renewed = client.post(
+        f"/exchange/subscriptions/{ref}/renew",
+        data={"csrf_token": csrf_in(page.text)},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+
+    assert renewed.status_code == 303
+    assert renewed.headers["location"] == f"/exchange/subscriptions/{ref}?renewed=1"
+    after = client.get(renewed.headers["location"], headers=BROWSER)
+    assert 'data-lease="active"' in after.text
+    assert "the subscription is renewed" in after.text
+    assert len(receiver.challenges) == 2
+
+    receiver.challenge = "wrong"
+    failed = client.post(
+        f"/exchange/subscriptions/{ref}/renew",
+        data={"csrf_token": csrf_in(after.text)},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+    assert failed.status_code == 422
+    assert "callback_url" in failed.text and "challenge_mismatch" in failed.text
+    assert (
+        'data-lease="active"' in client.get(f"/exchange/subscriptions/{ref}", headers=BROWSER).text
+    )
+
+
+def test_another_department_cannot_renew_and_sees_no_button(
+    city: Session, client: TestClient, dead_delivery: tuple[str, WebhookDelivery]
+) -> None:
+    ref, _dead = dead_delivery
+    officer_signs_in(client, "ps-officer")
+    token = csrf_in(client.get("/exchange/subscriptions", headers=BROWSER).text)
+
+    answer = client.post(
+        f"/exchange/subscriptions/{ref}/renew",
+        data={"csrf_token": token},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
+
+    assert answer.status_code == 404
+    assert "Renew: challenge" not in client.get("/exchange/subscriptions", headers=BROWSER).text

@@ -1,5 +1,5 @@
 """Webhook subscriptions JSON routes: register (with the callback's challenge), list, read,
-delete, the delivery log and replay. Thin: parse, call the service, answer."""
+renew, delete, the delivery log and replay. Thin: parse, call the service, answer."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from citygrid.exchange.webhooks import service
 from citygrid.exchange.webhooks.models import SubscriptionState
 from citygrid.exchange.webhooks.schemas import (
     DeliveryRead,
+    RenewalRequest,
     ReplayAnswer,
     ReplayRequest,
     SubscriptionCreate,
@@ -72,6 +73,41 @@ def get_subscription(
     session: SessionDep, actor: CurrentActor, subscription: SubscriptionPath
 ) -> SubscriptionRead:
     """One subscription (404 for another department's)."""
+    return service.get_subscription(session, actor, ref=subscription)
+
+
+@router.post(
+    "/{subscription}/renew",
+    response_model=SubscriptionRead,
+    responses={
+        403: {"description": "Not the subscription's department (code not_the_owner)"},
+        404: {"description": "No such subscription of the caller's department"},
+        422: {
+            "description": "lease_seconds out of bounds, or the callback failed the challenge "
+            "(code callback_verification_failed; the subscription is left as it was)"
+        },
+    },
+)
+def renew(
+    request: Request,
+    session: SessionDep,
+    actor: CurrentActor,
+    subscription: SubscriptionPath,
+    body: RenewalRequest | None = None,
+) -> SubscriptionRead:
+    """Renew the lease of one of the caller's department's subscriptions (WebSub): the
+    callback is challenged again as at registration (``hub.mode=subscribe``, a new
+    ``hub.challenge``, ``hub.lease_seconds``); when it echoes, the subscription is active
+    until now + ``lease_seconds`` (default and most ``CITYGRID_WEBHOOK_LEASE_DAYS``, least
+    3,600 s), even one that had expired or failed its first challenge."""
+    settings: Settings = request.app.state.settings
+    renewal = service.prepare_renewal(
+        session, actor, ref=subscription, data=body, settings=settings
+    )
+    # End the read before the challenge (seconds, maybe): on SQLite a read snapshot held
+    # across it could not become the write that follows.
+    commit_before_answering(session)
+    service.renew(session, actor, renewal=renewal, settings=settings)
     return service.get_subscription(session, actor, ref=subscription)
 
 

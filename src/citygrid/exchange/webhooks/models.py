@@ -92,6 +92,9 @@ class WebhookDelivery(Base):
             sqlite_where=text("state IN ('pending', 'claimed')"),
         ),
         Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
+        # The purge asks whether an outbox entry still has deliveries, and deleting an entry
+        # makes the database check the foreign key: both look deliveries up by entry.
+        Index("ix_webhook_deliveries_entry", "entry_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -30,11 +31,13 @@ from citygrid.exchange.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
-from citygrid.kit.queue import claim_batch
+from citygrid.kit.queue import Window, claim_batch, next_window
 
 _SUBS = cast(Table, Subscription.__table__)
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _ATTEMPTS = cast(Table, WebhookAttempt.__table__)
+# Rows per IN list: far below every backend's limit on bound parameters.
+_IN_CHUNK = 1000
 # Literals, not parameters: the planner must see them to use the partial indexes.
 _UNDELIVERED: tuple[ColumnElement[Any], ...] = (
     literal_column("'pending'"),
@@ -347,3 +350,86 @@ def delivery_state_counts(session: Session) -> dict[str, int]:
     """Deliveries per state, across subscriptions."""
     statement = select(_DELIVERIES.c.state, func.count()).group_by(_DELIVERIES.c.state)
     return {str(state): n for state, n in session.execute(statement)}
+
+
+# ----------------------------------------------------------------------------- retention
+
+
+def _finished(
+    table: Any, *, delivered_before: datetime, dead_before: datetime
+) -> ColumnElement[bool]:
+    """Delivered before ``delivered_before``, or dead and last tried before ``dead_before``."""
+    return or_(
+        and_(table.c.state == DeliveryState.DELIVERED, table.c.delivered_at < delivered_before),
+        and_(table.c.state == DeliveryState.DEAD, table.c.available_at < dead_before),
+    )
+
+
+def delivery_window(session: Session, *, after: int, size: int) -> Window | None:
+    """The next ``size`` deliveries by id after ``after`` (see ``kit.queue.next_window``)."""
+    return next_window(session, _DELIVERIES, after=after, size=size)
+
+
+def finished_delivery_ids(
+    session: Session,
+    *,
+    window: Window,
+    delivered_before: datetime,
+    dead_before: datetime,
+    lock: bool,
+) -> list[int]:
+    """The deliveries of a window of ids that the purge may delete, oldest first (see
+    ``_finished``); pending and claimed ones never are. With ``lock``, PostgreSQL locks
+    them, skipping rows another transaction holds (a replay, a sender)."""
+    statement = (
+        select(_DELIVERIES.c.id)
+        .where(
+            _DELIVERIES.c.id > window.after,
+            _DELIVERIES.c.id <= window.last,
+            _finished(_DELIVERIES, delivered_before=delivered_before, dead_before=dead_before),
+        )
+        .order_by(_DELIVERIES.c.id)
+    )
+    if lock and _dialect(session) == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return list(session.execute(statement).scalars())
+
+
+def entry_has_deliveries(
+    entry_id: ColumnElement[Any],
+    *,
+    unless_finished: tuple[datetime, datetime] | None = None,
+) -> ColumnElement[bool]:
+    """Whether deliveries point at an outbox entry (given its id column); with
+    ``unless_finished=(delivered_before, dead_before)``, only deliveries a purge with those
+    limits would keep count."""
+    holders = exists().where(_DELIVERIES.c.entry_id == entry_id)
+    if unless_finished is not None:
+        delivered_before, dead_before = unless_finished
+        holders = holders.where(
+            ~_finished(_DELIVERIES, delivered_before=delivered_before, dead_before=dead_before)
+        )
+    return holders
+
+
+def count_attempts(session: Session, *, delivery_ids: Sequence[int]) -> int:
+    """How many attempts these deliveries have in the log."""
+    total = 0
+    for start in range(0, len(delivery_ids), _IN_CHUNK):
+        chunk = list(delivery_ids[start : start + _IN_CHUNK])
+        total += session.execute(
+            select(func.count()).select_from(_ATTEMPTS).where(_ATTEMPTS.c.delivery_id.in_(chunk))
+        ).scalar_one()
+    return int(total)
+
+
+def delete_deliveries(session: Session, *, delivery_ids: Sequence[int]) -> tuple[int, int]:
+    """Delete deliveries and their attempts; ``(attempts, deliveries)`` deleted."""
+    attempts = deliveries = 0
+    for start in range(0, len(delivery_ids), _IN_CHUNK):
+        chunk = list(delivery_ids[start : start + _IN_CHUNK])
+        done = session.execute(delete(_ATTEMPTS).where(_ATTEMPTS.c.delivery_id.in_(chunk)))
+        attempts += int(done.rowcount or 0)  # type: ignore[attr-defined]
+        done = session.execute(delete(_DELIVERIES).where(_DELIVERIES.c.id.in_(chunk)))
+        deliveries += int(done.rowcount or 0)  # type: ignore[attr-defined]
+    return attempts, deliveries

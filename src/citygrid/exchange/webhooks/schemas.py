@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MIN_SECRET = 16
 MAX_SECRET = 200
+#: The shortest lease a renewal may ask for; the longest is CITYGRID_WEBHOOK_LEASE_DAYS.
+MIN_LEASE_SECONDS = 3600
 
 
 class SubscriptionCreate(BaseModel):
@@ -29,6 +31,20 @@ class SubscriptionCreate(BaseModel):
         max_length=MAX_SECRET,
         pattern=r"^[\x21-\x7e]+$",
         description="Signs every delivery (HMAC-SHA256); printable ASCII, 16 to 200 characters",
+    )
+
+
+class RenewalRequest(BaseModel):
+    """A renewal of a subscription's lease (WebSub's ``hub.lease_seconds``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease_seconds: int | None = Field(
+        default=None,
+        strict=True,
+        description="How long the renewed subscription lasts from now: at least 3,600 s, at "
+        "most CITYGRID_WEBHOOK_LEASE_DAYS (the default)",
+        examples=[7776000],
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,8 +30,10 @@ from citygrid.exchange.webhooks.models import (
 )
 from citygrid.exchange.webhooks.payload import dataset_payload, event_payload, gate_open
 from citygrid.exchange.webhooks.schemas import (
+    MIN_LEASE_SECONDS,
     AttemptRead,
     DeliveryRead,
+    RenewalRequest,
     ReplayRequest,
     SubscriptionCreate,
     SubscriptionRead,
@@ -181,12 +184,14 @@ def subscribe(
 
 def verification_failed(subscription: Subscription) -> ValidationFailed:
     """The error answering a subscription whose callback failed the challenge."""
-    reason = _("the callback did not echo the challenge (%(reason)s)") % {
-        "reason": subscription.failure_reason
-    }
+    return _challenge_failed(subscription.ref, subscription.failure_reason)
+
+
+def _challenge_failed(ref: str, failure: str | None) -> ValidationFailed:
+    reason = _("the callback did not echo the challenge (%(reason)s)") % {"reason": failure}
     error = ValidationFailed.one("callback_url", reason)
     error.code = "callback_verification_failed"
-    error.details[0]["subscription"] = subscription.ref
+    error.details[0]["subscription"] = ref
     return error
 
 
@@ -215,6 +220,100 @@ def cancel(session: Session, actor: Actor, *, ref: str) -> None:
     subscription.state = SubscriptionState.CANCELLED
     subscription.cancelled_at = utcnow()
     session.flush()
+
+
+# ============================================================================ renewal
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """A renewal that passed its checks, ready for the callback's challenge."""
+
+    ref: str
+    topic: str
+    callback_url: str
+    lease_seconds: int
+
+
+def _owned(session: Session, actor: Actor, ref: str) -> Subscription:
+    """A subscription of the actor's own department, not cancelled: another department's is
+    "not found"; an administrator without a department may not act for one (403)."""
+    if not actor.department:
+        raise Forbidden(
+            _("Only the department that registered a subscription may renew it."),
+            code="not_the_owner",
+        )
+    subscription = _subscription(session, actor, ref)
+    if (
+        subscription.department != actor.department
+        or subscription.state is SubscriptionState.CANCELLED
+    ):
+        raise NotFound(_("No such subscription."))
+    return subscription
+
+
+def _lease_seconds(requested: int | None, settings: Settings) -> int:
+    longest = int(timedelta(days=settings.webhook_lease_days).total_seconds())
+    if requested is None:
+        return longest
+    if not MIN_LEASE_SECONDS <= requested <= longest:
+        raise ValidationFailed.one(
+            "lease_seconds",
+            _("must be between %(least)d and %(most)d seconds")
+            % {"least": MIN_LEASE_SECONDS, "most": longest},
+        )
+    return requested
+
+
+def prepare_renewal(
+    session: Session,
+    actor: Actor,
+    *,
+    ref: str,
+    data: RenewalRequest | Mapping[str, Any] | None = None,
+    settings: Settings,
+) -> Renewal:
+    """Check a renewal of one of the actor's department's subscriptions (WebSub's lease):
+    the lease asked for (``lease_seconds``, 3,600 s up to ``CITYGRID_WEBHOOK_LEASE_DAYS``,
+    the default), the topic still visible to the department and the callback still safe to
+    call, as at registration. Reads only: the challenge (``renew``) comes next."""
+    subscription = _owned(session, actor, ref)
+    request = parse(RenewalRequest, data if data is not None else {})
+    lease_seconds = _lease_seconds(request.lease_seconds, settings)
+    _check_topic(subscription.topic, subscription.department)
+    check_callback(
+        subscription.callback_url, allow_private=settings.webhook_private_callbacks_allowed
+    )
+    return Renewal(
+        ref=subscription.ref,
+        topic=subscription.topic,
+        callback_url=subscription.callback_url,
+        lease_seconds=lease_seconds,
+    )
+
+
+def renew(session: Session, actor: Actor, *, renewal: Renewal, settings: Settings) -> Subscription:
+    """Challenge the callback as at registration; when it echoes, the subscription is
+    ``active`` for the new lease from now (a ``failed`` or expired one too). When it does
+    not, nothing changes: 422 ``callback_verification_failed`` naming ``callback_url``."""
+    result = verify_callback(
+        renewal.callback_url,
+        topic=renewal.topic,
+        lease_seconds=renewal.lease_seconds,
+        settings=settings,
+    )
+    # Read again after the challenge: it may have been deleted meanwhile.
+    subscription = _owned(session, actor, renewal.ref)
+    if not result.ok:
+        raise _challenge_failed(subscription.ref, result.reason)
+    now = utcnow()
+    subscription.state = SubscriptionState.ACTIVE
+    subscription.lease_seconds = renewal.lease_seconds
+    subscription.verified_at = now
+    subscription.expires_at = now + timedelta(seconds=renewal.lease_seconds)
+    subscription.failure_reason = None
+    session.flush()
+    return subscription
 
 
 # ============================================================================ the log, replay
