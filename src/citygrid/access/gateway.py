@@ -20,6 +20,10 @@ a denied entry then commits like any other, and never alone with a read.
 
 A person, building, unit or household outside the scope is "not found", exactly as one that
 does not exist; only the denied log entry tells the two apart (``detail.reason``).
+
+``notification_views`` is the other way round: not a caller asking, but departments' systems
+being told of a person (the webhooks' fan-out). Whoever may not be told is simply left out
+(no error, no entry); each one told gets its ``told`` entry in the caller's transaction.
 """
 
 from __future__ import annotations
