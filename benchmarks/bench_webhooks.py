@@ -8,10 +8,11 @@ Target (issue: data exchange): at least 500 webhook deliveries/s to a local rece
 Set-up: the mini city with ``--people`` residents; ``--subscriptions`` subscriptions (civil
 affairs, on different callback paths of one receiver) to ``subsistence_allowances``; civil
 affairs publishes an allowance for everyone, the outbox fans each change out into one
-delivery per subscription (timed: the fan-out rate), then the sender (the worker's
+delivery per subscription, the body built and the "told" access-log entry appended by the
+access gateway (timed: the fan-out rate), then the sender (the worker's
 ``delivery.run_once`` rounds: claim 200, POST concurrently over keep-alive connections,
-record the outcomes, the attempts and the "told" access-log entries in one transaction)
-sends them all (timed: the delivery rate). The receiver is a separate process (uvicorn with
+record the outcomes and the attempts in one transaction) sends them all (timed: the
+delivery rate). The receiver is a separate process (uvicorn with
 a tiny ASGI app) that checks every signature and counts.
 """
 

@@ -165,11 +165,14 @@ def test_life_event_notification_is_a_statutory_purpose_of_those_told() -> None:
 
     assert purpose.legal_basis is LegalBasis.STATUTORY
     assert "life-event-notification" in policy.grant("grid_worker", None).purposes
-    for department in ("civil-affairs", "social-security", "rental-housing"):
+    # Those the reactions tell, and public security and departments without a grant of
+    # their own, whose systems may subscribe to webhooks.
+    for department in ("civil-affairs", "social-security", "rental-housing", "public-security"):
         grant = policy.grant("department_officer", department)
         assert "life-event-notification" in grant.purposes, department
-    # Public security publishes deaths; it is not told of them.
+    assert "life-event-notification" in policy.grant("department_officer", "water-affairs").purposes
+    # Family planning reads only with consent: a statutory purpose would let it read without.
     assert (
         "life-event-notification"
-        not in policy.grant("department_officer", "public-security").purposes
+        not in policy.grant("department_officer", "family-planning").purposes
     )

@@ -20,14 +20,20 @@ a denied entry then commits like any other, and never alone with a read.
 
 A person, building, unit or household outside the scope is "not found", exactly as one that
 does not exist; only the denied log entry tells the two apart (``detail.reason``).
+
+``notification_views`` is the other way round: not a caller asking, but departments' systems
+being told of a person (the webhooks' fan-out). Whoever may not be told is simply left out
+(no error, no entry); each one told gets its ``told`` entry in the caller's transaction.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
@@ -188,6 +194,20 @@ def unregister_field_source(source: FieldSource) -> None:
         _view.cache_clear()
 
 
+def json_value(value: Any) -> Any:
+    """A stored value as JSON carries it: an enum as its value, a decimal as text (no float
+    rounding), a date or time in ISO 8601, a list item by item."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [json_value(item) for item in value]
+    return value
+
+
 def _iso_date(value: Any) -> Any:
     # SQLite hands the stored text back as is; PostgreSQL's driver makes it a date.
     return value if isinstance(value, str) else value.isoformat()
@@ -239,6 +259,9 @@ class View:
     sourced: tuple[tuple[FieldSource, tuple[ShownField, ...]], ...]  # fields kept elsewhere
     classes: tuple[str, ...]  # field classes in the answer
     needs_consent: bool
+    # Every policy field the caller sees (clear or masked), wherever its value comes from:
+    # how notifications show an event's facts and a dataset's rows.
+    by_field: Mapping[str, ShownField] = field(default_factory=dict)
 
     @property
     def masked_fields(self) -> tuple[str, ...]:
@@ -318,6 +341,11 @@ def _view(role: str, department: str | None, purpose_code: str) -> View:
     classes = tuple(
         dict.fromkeys(item.field_class for item in shown + tuple(i for _, s in sourced for i in s))
     )
+    by_field = {
+        name: item
+        for name in policy.class_of_field
+        if (item := _shown_field(policy, name, levels[name])) is not None
+    }
     return View(
         purpose=purpose,
         grant=grant,
@@ -326,6 +354,7 @@ def _view(role: str, department: str | None, purpose_code: str) -> View:
         sourced=tuple(sourced),
         classes=classes,
         needs_consent=purpose.legal_basis is LegalBasis.CONSENT,
+        by_field=by_field,
     )
 
 
@@ -1380,3 +1409,249 @@ def case_reporter(
         revealable=tuple(revealable),
         audit_entry_id=entry_id,
     )
+
+
+# ============================================================================ notifications
+
+ACTION_TOLD = "told"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A fact of the news a recipient is told (the day of a death, the unit a move reached):
+    its name in the message, the policy field whose class and mask it follows (None: a
+    territorial code, which is not personal data), and its stored value (a list: each item
+    is shown alike)."""
+
+    name: str
+    field: str | None
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedRecord:
+    """A row of data about a person kept outside the registry, with the grid code of its own
+    place (a tenancy: the let unit's grid; otherwise the person's grid when it was written)."""
+
+    place: str
+    values: Mapping[str, Any]
+
+
+class RecordSource(Protocol):
+    """Supplies a dataset's rows about a person to a notification (the exchange brings them):
+    the gateway shows each row only where its place lies in the recipient's scope, field by
+    field as the recipient's grant says."""
+
+    fields: tuple[tuple[str, str], ...]  # (a row's field, the policy field it is shown as)
+
+    def load(
+        self, session: Session, *, person_id: int, scopes: Sequence[str]
+    ) -> Sequence[PlacedRecord]:
+        """The person's rows whose place lies in one of ``scopes`` (filtered in SQL)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who is to be told: a department's system as an actor (name: its API client; role,
+    department and territorial scopes), and what its access-log entry adds about the channel
+    (a subscription, a delivery id: never personal data)."""
+
+    actor: Actor
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one recipient is told of one person, as its grant shows it; logged as ``told``."""
+
+    recipient: Recipient
+    subject: dict[str, Any]  # ref, grid_code and the asked person fields the recipient sees
+    facts: dict[str, Any]
+    records: list[dict[str, Any]] | None  # None: no dataset was asked
+    masked: tuple[str, ...]  # names shown masked
+    classes: tuple[str, ...]  # field classes disclosed, as the access-log entry names them
+
+
+class _Told:
+    """Collects the fields of one notification as the recipient's view shows them."""
+
+    def __init__(self, view: View, allowed: frozenset[str] | None) -> None:
+        self.view = view
+        self.allowed = allowed  # None: no consent needed
+        self.classes: dict[str, None] = {}
+        self.masked: dict[str, None] = {}
+
+    def put(self, target: dict[str, Any], name: str, field_name: str, value: Any) -> None:
+        """Add ``name`` to ``target`` as the policy field ``field_name`` shows (absent when
+        hidden, or when the person has not consented to its class)."""
+        item = self.view.by_field.get(field_name)
+        if item is None or (self.allowed is not None and item.field_class not in self.allowed):
+            return
+        stored = json_value(value)
+        shown = stored
+        transform = item.transform
+        if stored is not None and transform is not None:
+            if isinstance(stored, list):
+                shown = [None if one is None else transform(one) for one in stored]
+            else:
+                shown = transform(stored)
+        if item.level is Level.MASKED and shown != stored:
+            self.masked[name] = None
+        target[name] = shown
+        self.classes[item.field_class] = None
+
+
+def _notification_view(actor: Actor, purpose: str) -> View | None:
+    """The actor's view for the purpose; None when its grant does not list it."""
+    policy = default_policy()
+    if purpose not in policy.purposes:
+        raise PolicyError(f"purposes.{purpose}: not in the catalogue of purposes of use")
+    try:
+        grant = policy.grant(actor.role, actor.department)
+    except PolicyError:
+        return None
+    if purpose not in grant.purposes:
+        return None
+    return _view(actor.role, actor.department, purpose)
+
+
+def may_be_told(actor: Actor, *, purpose: str, fields: Sequence[str]) -> bool:
+    """Whether the actor's grant lists the purpose and shows it at least one of the policy
+    fields (clear or masked): the policy alone, nothing read and nothing logged. A
+    subscription asks it before it is stored; ``notification_views`` asks the same."""
+    view = _notification_view(actor, purpose)
+    return view is not None and any(name in view.by_field for name in fields)
+
+
+def notification_views(
+    session: Session,
+    *,
+    recipients: Sequence[Recipient],
+    purpose: str,
+    person_id: int,
+    subject_fields: Sequence[str],
+    gate: str | None = None,
+    places: Sequence[str] = (),
+    facts: Sequence[Fact] = (),
+    records: RecordSource | None = None,
+) -> list[Notification | None]:
+    """What each recipient may be told of a person for a purpose (in the order given), with
+    one ``told`` access-log entry per recipient told, appended in the caller's transaction:
+    the disclosure and its record commit together, before anything is sent.
+
+    A recipient is told nothing (None, and no entry) when its grant does not list the
+    purpose; when it may not see the ``gate`` field at all (even the news would tell it
+    something); when neither the person's grid nor one of ``places`` (the grids a move left
+    and reached) lies in its scope; or when ``records`` were asked and none is left once the
+    rows whose own place lies outside its scope, or whose every field is hidden from it, are
+    dropped. Otherwise the person's ``subject_fields``, the ``facts`` and the rows are shown
+    field by field as its grant says (clear, masked, absent), and for a purpose resting on
+    consent only in the classes the person consented to. The entry names the recipient (its
+    client, department and scopes), the purpose and its legal basis, the person's reference
+    and the field classes disclosed, with the recipient's ``detail``.
+
+    The person is read once for every recipient, and its few grid codes are checked against
+    each scope here rather than in SQL (who may be told depends on several places); the rows
+    are read once, filtered in SQL by the scopes of everyone told."""
+    answers: list[Notification | None] = [None] * len(recipients)
+    candidates: list[tuple[int, Recipient, View]] = []
+    for index, recipient in enumerate(recipients):
+        view = _notification_view(recipient.actor, purpose)
+        if view is not None and (gate is None or gate in view.by_field):
+            candidates.append((index, recipient, view))
+    if not candidates:
+        return answers
+    wanted = tuple(dict.fromkeys(subject_fields))
+    for name in wanted:
+        if name not in PERSON_FIELDS:
+            raise PolicyError(f"notification: {name} is not a field of the person")
+    columns = dict.fromkeys(("id", *ALWAYS_SHOWN))
+    for _index, _recipient, view in candidates:
+        for name in wanted:
+            item = view.by_field.get(name)
+            if item is not None:
+                columns[item.source_column] = None
+    row = registry.person_columns(
+        session, person_id=person_id, columns=tuple(columns), today=date.today()
+    )
+    if row is None:
+        return answers
+    stored = row._mapping
+    ref, grid_code = str(stored["ref"]), str(stored["grid_code"])
+    grids = (grid_code, *places)
+    told = [
+        candidate
+        for candidate in candidates
+        if any(_in_scope(candidate[1].actor, code) for code in grids)
+    ]
+    loaded: Sequence[PlacedRecord] = ()
+    if records is not None and told:
+        scopes = tuple(dict.fromkeys(p for _i, r, _v in told for p in _scopes(r.actor)))
+        loaded = records.load(session, person_id=person_id, scopes=scopes)
+    policy_version = default_policy().version
+    entries: list[audit.AccessRecord] = []
+    for index, recipient, view in told:
+        actor = recipient.actor
+        allowed = None
+        if view.needs_consent:
+            covered = _covered(session, actor, view, [person_id]) or {}
+            allowed = covered.get(person_id, frozenset())
+        shown = _Told(view, allowed)
+        subject: dict[str, Any] = {"ref": ref, "grid_code": grid_code}
+        for name in wanted:
+            item = view.by_field.get(name)
+            if item is not None:
+                shown.put(subject, name, name, stored[item.source_column])
+        data: dict[str, Any] = {}
+        for fact in facts:
+            if fact.field is None:
+                data[fact.name] = json_value(fact.value)
+            else:
+                shown.put(data, fact.name, fact.field, fact.value)
+        rows: list[dict[str, Any]] | None = None
+        extra: dict[str, Any] = {}
+        if records is not None:
+            rows = []
+            for record in loaded:
+                if not _in_scope(actor, record.place):
+                    continue
+                values: dict[str, Any] = {}
+                for name, field_name in records.fields:
+                    shown.put(values, name, field_name, record.values.get(name))
+                if values:
+                    rows.append(values)
+            if not rows:
+                continue
+            extra["records"] = len(rows)
+        classes = tuple(shown.classes)
+        entries.append(
+            audit.record_for(
+                actor,
+                action=ACTION_TOLD,
+                outcome=audit.ALLOWED,
+                purpose=view.purpose.code,
+                subjects=(ref,),
+                fields=classes,
+                request_id=actor.request_id,
+                client_address=actor.client_address,
+                detail={
+                    "policy_version": policy_version,
+                    "legal_basis": view.purpose.legal_basis.value,
+                    **recipient.detail,
+                    **extra,
+                },
+            )
+        )
+        answers[index] = Notification(
+            recipient=recipient,
+            subject=subject,
+            facts=data,
+            records=rows,
+            masked=tuple(shown.masked),
+            classes=classes,
+        )
+    if entries:
+        # One executemany for everyone told (no ids to read back).
+        audit.append_many(session, entries)
+    return answers

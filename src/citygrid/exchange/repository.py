@@ -57,7 +57,7 @@ from citygrid.exchange.models import (
 )
 from citygrid.kit.models import Base
 from citygrid.kit.queue import Window, claim_batch, next_window
-from citygrid.registry.repository import scope_condition
+from citygrid.registry.repository import scope_condition, unit_grid_code_column
 
 # Rows per IN list: far below every backend's limit on bound parameters.
 _IN_CHUNK = 1000
@@ -493,18 +493,41 @@ def _sqlite_update(
     return True
 
 
+def _place(model: type[Base]) -> ColumnElement[str]:
+    """Where a held row lies: a tenancy in its unit's grid, any other row in its grid code
+    (the person's grid when it was written)."""
+    table = _table(model)
+    if model is TenancyRecord:
+        return unit_grid_code_column(table.c.unit_id)
+    return cast(ColumnElement[str], table.c.grid_code)
+
+
 def held_rows_in_scope(
     session: Session, model: type[HeldT], *, person_id: int, scopes: Sequence[str]
 ) -> list[HeldT]:
-    """The rows of a dataset about a person whose grid lies in one of the scopes (in SQL:
-    an OR of ranges on the indexed grid code; no scope sees nothing)."""
+    """The rows of a dataset about a person whose place (``_place``) lies in one of the scopes
+    (in SQL: an OR of ranges; no scope sees nothing), oldest first."""
     table = _table(model)
     statement = (
         select(model)
-        .where(table.c.person_id == person_id, scope_condition(table.c.grid_code, scopes))
+        .where(table.c.person_id == person_id, scope_condition(_place(model), scopes))
         .order_by(table.c.id)
     )
     return list(session.scalars(statement))
+
+
+def placed_held_rows(
+    session: Session, model: type[Base], *, person_id: int, scopes: Sequence[str]
+) -> list[Row[Any]]:
+    """As ``held_rows_in_scope``, as plain rows (Core) with their place as ``place``."""
+    table = _table(model)
+    place = _place(model)
+    statement = (
+        select(table, place.label("place"))
+        .where(table.c.person_id == person_id, scope_condition(place, scopes))
+        .order_by(table.c.id)
+    )
+    return list(session.execute(statement))
 
 
 def allowance_of(session: Session, *, person_id: int) -> AllowanceRecord | None:

@@ -28,12 +28,10 @@ clocks, outbox entries, history and access-log rows) is written once at its end
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -1409,16 +1407,6 @@ def _refusal(
     return error
 
 
-def _shown_value(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def read_records(
     session: Session,
     actor: Actor,
@@ -1510,8 +1498,8 @@ def read_records(
         for field_spec in shown:
             value = getattr(held, field_spec.name)
             if value is not None and view.levels[field_spec.mask_as] is Level.MASKED:
-                value = policy.mask(field_spec.mask_as, _shown_value(value))
-            record[field_spec.name] = _shown_value(value)
+                value = policy.mask(field_spec.mask_as, gateway.json_value(value))
+            record[field_spec.name] = gateway.json_value(value)
         records.append(record)
     masked = tuple(field.name for field in shown if view.levels[field.mask_as] is Level.MASKED)
     entry_id = audit.append(

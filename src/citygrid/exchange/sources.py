@@ -1,6 +1,12 @@
-"""The department-held data as field sources of the access gateway: with them, a person read
-through the gateway (``/api/v1/persons/...``) carries the allowance, pension, tenancy and
-criminal-record fields, masked, gated by consent and logged like every other field.
+"""The department-held data as sources of the access gateway.
+
+``DatasetRecords``: a dataset's rows about a person, each with its own place, for the
+gateway's notifications (the webhooks' fan-out): the gateway keeps the rows inside the
+recipient's scope and shows their fields as its grant says.
+
+The field sources: with them, a person read through the gateway (``/api/v1/persons/...``)
+carries the allowance, pension, tenancy and criminal-record fields, masked, gated by consent
+and logged like every other field.
 
 ``register_sources()`` plugs them in once per process. Nothing calls it yet: once plugged in,
 every view of a department granted one of these classes lists it (and a consent purpose's
@@ -11,12 +17,14 @@ app factory should call it when the gateway's owner has agreed (see docs/exchang
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from citygrid.access import gateway
 from citygrid.exchange import repository
+from citygrid.exchange.catalogue import default_catalogue
 from citygrid.exchange.models import (
     AllowanceRecord,
     CriminalRecordFlag,
@@ -24,6 +32,31 @@ from citygrid.exchange.models import (
     TenancyRecord,
     TenancyStatus,
 )
+
+
+class DatasetRecords:
+    """A dataset's rows about a person, with their places (``gateway.RecordSource``): each
+    field is shown as the policy field its ``mask_as`` names."""
+
+    def __init__(self, dataset: str) -> None:
+        spec = default_catalogue().datasets[dataset]
+        self.model = repository.DATASET_MODELS[dataset]
+        self.fields: tuple[tuple[str, str], ...] = tuple(
+            (field.name, field.mask_as) for field in spec.fields
+        )
+
+    def load(
+        self, session: Session, *, person_id: int, scopes: Sequence[str]
+    ) -> list[gateway.PlacedRecord]:
+        """The person's rows whose place lies in one of ``scopes``, oldest first."""
+        rows = repository.placed_held_rows(session, self.model, person_id=person_id, scopes=scopes)
+        return [gateway.PlacedRecord(place=row.place, values=row._asdict()) for row in rows]
+
+
+@lru_cache(maxsize=16)
+def dataset_records(dataset: str) -> DatasetRecords:
+    """The record source of a dataset of the catalogue (one per process)."""
+    return DatasetRecords(dataset)
 
 
 class AllowanceSource:

@@ -606,6 +606,37 @@ def scoped_person_rows(
     return session.execute(statement, parameters).all()
 
 
+@lru_cache(maxsize=64)
+def _one_person_statement(columns: tuple[str, ...]) -> Select[Any]:
+    selected = [
+        (PERSON_COLUMNS[name] if name in PERSON_COLUMNS else RESIDENCE_COLUMNS[name]).label(name)
+        for name in columns
+    ]
+    with_residence = any(name in RESIDENCE_COLUMNS for name in columns)
+    return (
+        select(*selected)
+        .select_from(_persons_from(with_residence))
+        .where(_PERSONS.c.id == bindparam("person_id"))
+    )
+
+
+def person_columns(
+    session: Session, *, person_id: int, columns: Sequence[str], today: date
+) -> Row[Any] | None:
+    """One person's ``columns`` (names of ``PERSON_COLUMNS`` / ``RESIDENCE_COLUMNS``) by id,
+    whatever any scope: for the gateway's notifications, which check the scope on several
+    places at once (the person's grid, and the grids a move left and reached)."""
+    statement = _one_person_statement(tuple(columns))
+    return session.execute(statement, {"person_id": person_id, "today": today}).first()
+
+
+def unit_grid_code_column(unit_id: ColumnElement[int]) -> ColumnElement[str]:
+    """The grid code of the housing unit ``unit_id`` names, as a correlated subquery: for the
+    repositories of data about a unit kept elsewhere (a tenancy's place is its unit's grid)."""
+    units = HousingUnit.__table__
+    return select(units.c.grid_code).where(units.c.id == unit_id).scalar_subquery()
+
+
 def count_scoped_persons(session: Session, criteria: PersonCriteria, *, today: date) -> int:
     """How many persons match ``criteria`` inside its scopes."""
     shape, parameters = _shape_and_parameters(criteria, today)

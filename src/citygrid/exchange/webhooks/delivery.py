@@ -4,10 +4,12 @@ A round (``run_once``) claims a batch of due deliveries in one transaction (``FO
 LOCKED`` on PostgreSQL: several workers never take the same delivery), POSTs them
 concurrently (``Sender``: one keep-alive ``httpx.Client`` per callback origin, a thread pool
 of ``CITYGRID_WEBHOOK_CONCURRENCY``), then records every outcome in one transaction: the
-delivery's state, the attempt in the delivery log, and for each accepted delivery the "told"
-entry of the access log. The claim never holds two deliveries of one subscription about one
-person (the older waits for nothing, the newer waits for the older), so each subscriber hears
-of a person's changes in the order they happened.
+delivery's state and the attempt in the delivery log. The access log's "told" entry is not
+written here: the access gateway wrote it when the fan-out built the body (``service.fan_out``),
+in the transaction that stored the delivery; the delivery id links the two logs. The claim
+never holds two deliveries of one subscription about one person (the older waits for nothing,
+the newer waits for the older), so each subscriber hears of a person's changes in the order
+they happened.
 
 A failed attempt (a status other than 2xx, a timeout, a refused connection, a refused
 address) is retried after an exponential backoff with jitter (about 2, 4, 8 ... s, at most
@@ -33,7 +35,6 @@ import httpx
 import orjson
 from sqlalchemy.orm import Session
 
-from citygrid.audit import service as audit
 from citygrid.exchange.webhooks import repository
 from citygrid.exchange.webhooks.models import DeliveryState
 from citygrid.exchange.webhooks.security import (
@@ -58,10 +59,6 @@ DEFAULT_LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=30)
 USER_AGENT = "citygrid-webhooks/1"
 CHALLENGE_MAX_BYTES = 4096
-
-NOTIFY_PURPOSE = "life-event-notification"
-TOLD = "told"
-ACTOR = "exchange:webhooks"
 
 
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
@@ -288,46 +285,6 @@ def claim(
         return repository.claimed_rows(session, delivery_ids=ids) if ids else []
 
 
-def _told(row: Any, outcome: Outcome) -> audit.AccessRecord:
-    """The access-log entry of an accepted delivery: who was told what, and why."""
-    (
-        _id,
-        uid,
-        topic,
-        _payload,
-        attempts,
-        _sub,
-        url,
-        _enc,
-        department,
-        subject_ref,
-        classes,
-        entry_id,
-        sub_ref,
-    ) = tuple(row)
-    return audit.AccessRecord(
-        actor=ACTOR,
-        role="department_officer",
-        department=department,
-        purpose=NOTIFY_PURPOSE,
-        action=TOLD,
-        outcome=audit.ALLOWED,
-        subjects=(subject_ref,) if subject_ref else (),
-        fields=tuple(classes or ()),
-        detail={
-            "channel": "webhook",
-            "topic": topic,
-            "subscription": sub_ref,
-            "delivery": uid,
-            "outbox_entry": entry_id,
-            "attempt": attempts,
-            "callback_host": urlsplit(url).hostname,
-            "status_code": outcome.status_code,
-            "legal_basis": "statutory",
-        },
-    )
-
-
 def record(
     session_factory: SessionFactory,
     rows: Sequence[Any],
@@ -337,13 +294,12 @@ def record(
     max_attempts: int,
     now: datetime | None = None,
 ) -> RoundReport:
-    """Write the outcomes of a round in one transaction (states, the log, "told" entries)."""
+    """Write the outcomes of a round in one transaction (the states and the delivery log)."""
     moment = _utc(now or utcnow())
     report = RoundReport(claimed=len(rows))
     delivered: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
-    told: list[audit.AccessRecord] = []
     for row, outcome in zip(rows, outcomes, strict=True):
         delivery_id, attempt, subscription_id = row[0], row[4], row[5]
         attempts.append(
@@ -361,8 +317,6 @@ def record(
         if outcome.ok:
             report.delivered += 1
             delivered.append({"b_id": delivery_id, "b_status": outcome.status_code})
-            if row[9] or row[10]:  # personal data went out: log who was told
-                told.append(_told(row, outcome))
             continue
         dead = attempt >= max_attempts
         report.dead += dead
@@ -381,8 +335,6 @@ def record(
         repository.mark_delivered(session, rows=delivered, worker_id=worker_id, now=moment)
         repository.mark_failed(session, rows=failed, worker_id=worker_id)
         repository.insert_attempts(session, attempts)
-        if told:
-            audit.append_many(session, told)
     if report.dead:
         logger.warning("webhooks: %d deliveries dead after %d attempts", report.dead, max_attempts)
     return report

@@ -107,7 +107,7 @@ class WebhookDelivery(Base):
     subject_ref: Mapped[str | None] = mapped_column(String(24))
     # The JSON body, already filtered by the department's policy grant.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # The field classes the payload carries (written into the "told" audit entry).
+    # The field classes the payload carries (as the "told" audit entry of the fan-out names them).
     field_classes: Mapped[list[str]] = mapped_column(JSON, default=list)
     state: Mapped[DeliveryState] = mapped_column(
         str_enum(DeliveryState), default=DeliveryState.PENDING

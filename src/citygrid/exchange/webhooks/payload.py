@@ -1,29 +1,23 @@
-"""What a webhook carries: built once per (outbox entry, subscription) through the access
-policy of the subscriber's department, so that a webhook never carries a field the
-department may not see.
+"""What a webhook carries: the shape of its body. What goes into it is decided by the access
+gateway (``gateway.notification_views``): the subscriber department's grant for the purpose
+``life-event-notification`` shows each field clear, masked or not at all, the subscription's
+territory keeps out people and rows elsewhere, and the telling is logged as it is decided.
 
-Every field of a payload is a field of ``access/policy.toml`` (or an event fact tied to
-one, ``FACT_FIELDS``) and is shown as the department's grant says: clear as stored, masked
-through the field's mask, hidden absent. A topic whose gate field (``EVENT_GATES``, or every
-field of a dataset) the department may not see at all is not delivered: even the news that
-such an event or record exists would tell it something it may not know. A fact of an event
-that no rule names is left out (new facts are private until classified here).
+This module says which facts a message holds and which policy field each follows. Every
+field of a payload is a field of ``access/policy.toml`` (or an event fact tied to one,
+``FACT_FIELDS``). A topic whose gate field (``EVENT_GATES``, or every field of a dataset) the
+department may not see at all is not delivered: even the news that such an event or record
+exists would tell it something it may not know. A fact of an event that no rule names is
+left out (new facts are private until classified here).
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any
 
-from citygrid.access.policy import Level, default_policy
+from citygrid.access.gateway import Fact, Notification
 from citygrid.exchange.catalogue import DatasetSpec
-
-ROLE = "department_officer"
 
 #: The person's fields a webhook names, besides the opaque ``ref`` and the ``grid_code``.
 SUBJECT_FIELDS = ("name", "id_number", "sex", "birth_date", "status")
@@ -52,110 +46,53 @@ FACT_FIELDS: Mapping[str, str | None] = {
 }
 #: Facts that follow another field for some event types.
 TENANCY_FACT_FIELDS: Mapping[str, str | None] = {"unit_id": "tenancy_unit"}
+#: Person fields an event type carries among its facts (a marriage: the new status).
+PERSON_FACTS: Mapping[str, tuple[str, ...]] = {"marriage_status_changed": ("marital_status",)}
 
 
-@lru_cache(maxsize=64)
-def department_levels(department: str) -> Mapping[str, Level]:
-    """Every policy field -> how the department's officers see it."""
-    policy = default_policy()
-    grant = policy.grant(ROLE, department)
-    return {
-        field: grant.levels.get(field_class, Level.HIDDEN)
-        for field, field_class in policy.class_of_field.items()
-    }
+def event_type_of(payload: Mapping[str, Any], topic: str) -> str:
+    """The life event type of an outbox entry's payload."""
+    return str(payload.get("type") or topic)
 
 
-def plain(value: Any) -> Any:
-    """A value as JSON carries it."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
+def event_gate(event_type: str) -> str:
+    """The policy field a department must see to hear of an event type at all."""
+    return EVENT_GATES.get(event_type, DEFAULT_GATE)
 
 
-class Shown:
-    """Collects the fields of one payload as a department may see them."""
-
-    def __init__(self, department: str) -> None:
-        self.levels = department_levels(department)
-        self.policy = default_policy()
-        self.classes: dict[str, None] = {}
-        self.masked: dict[str, None] = {}
-
-    def sees(self, field: str) -> bool:
-        """True when the field is shown at all (clear or masked, with a mask that shows)."""
-        level = self.levels.get(field, Level.HIDDEN)
-        if level is Level.HIDDEN:
-            return False
-        return level is Level.CLEAR or self.policy.masks.get(field) is not None
-
-    def put(self, target: dict[str, Any], name: str, field: str | None, value: Any) -> None:
-        """Add ``name`` to ``target`` as ``field`` is shown (absent when hidden)."""
-        if field is None:
-            target[name] = plain(value)
-            return
-        if not self.sees(field):
-            return
-        value = plain(value)
-        if value is not None and self.levels[field] is Level.MASKED:
-            masked = (
-                [self.policy.mask(field, item) for item in value]
-                if isinstance(value, list)
-                else self.policy.mask(field, value)
-            )
-            if masked != value:
-                self.masked[name] = None
-            value = masked
-        target[name] = value
-        self.classes[self.policy.class_of_field[field]] = None
+def dataset_gates(spec: DatasetSpec) -> tuple[str, ...]:
+    """The policy fields of a dataset: a department seeing none of them never hears of it."""
+    return tuple(dict.fromkeys(field.mask_as for field in spec.fields))
 
 
-@dataclass(frozen=True)
-class Built:
-    """A payload and the field classes of personal data it carries."""
-
-    body: dict[str, Any]
-    field_classes: tuple[str, ...]
-
-
-def gate_open(department: str, *, event_type: str | None, dataset: DatasetSpec | None) -> bool:
-    """Whether the department may hear of this topic at all."""
-    shown = Shown(department)
-    if dataset is not None:
-        return any(shown.sees(field.mask_as) for field in dataset.fields)
-    return shown.sees(EVENT_GATES.get(event_type or "", DEFAULT_GATE))
-
-
-def _subject(shown: Shown, person: Any) -> dict[str, Any]:
-    subject: dict[str, Any] = {"ref": person.ref, "grid_code": person.grid_code}
-    for field in SUBJECT_FIELDS:
-        shown.put(subject, field, field, getattr(person, field))
-    return subject
-
-
-def event_payload(
-    department: str, *, payload: Mapping[str, Any], person: Any, topic: str
-) -> Built | None:
-    """The body of a life event's webhook for a department; None when it may not hear of it."""
-    event_type = str(payload.get("type") or topic)
-    if not gate_open(department, event_type=event_type, dataset=None):
-        return None
-    shown = Shown(department)
-    subject = _subject(shown, person)
-    data: dict[str, Any] = {}
+def event_facts(event_type: str, payload: Mapping[str, Any]) -> list[Fact]:
+    """The facts of a life event's outbox payload that a message may carry, each with the
+    policy field it follows (the rest are left out)."""
     tenancy = event_type.startswith("tenancy_")
+    facts = []
     for name, value in payload.items():
         rules = TENANCY_FACT_FIELDS if tenancy and name in TENANCY_FACT_FIELDS else FACT_FIELDS
         if name in rules:
-            shown.put(data, name, rules[name], value)
-    if event_type == "marriage_status_changed":
-        shown.put(data, "marital_status", "marital_status", person.marital_status)
-    body = {
+            facts.append(Fact(name, rules[name], value))
+    return facts
+
+
+def subject_fields(event_type: str | None) -> tuple[str, ...]:
+    """The person's fields to ask the gateway for: the subject's, and those the event type
+    carries among its facts."""
+    return SUBJECT_FIELDS + PERSON_FACTS.get(event_type or "", ())
+
+
+def event_body(
+    told: Notification, *, event_type: str, payload: Mapping[str, Any], topic: str
+) -> dict[str, Any]:
+    """The body of a life event's webhook, from what the gateway let the department see."""
+    subject = dict(told.subject)
+    data = dict(told.facts)
+    for name in PERSON_FACTS.get(event_type, ()):
+        if name in subject:
+            data[name] = subject.pop(name)
+    return {
         "topic": topic,
         "event": {
             "id": payload.get("event_id"),
@@ -164,31 +101,17 @@ def event_payload(
         },
         "subject": subject,
         "data": data,
-        "masked": list(shown.masked),
+        "masked": list(told.masked),
     }
-    return Built(body, tuple(shown.classes))
 
 
-def dataset_payload(
-    department: str, *, spec: DatasetSpec, person: Any, records: Sequence[Any]
-) -> Built | None:
-    """The body of a dataset change's webhook: the person's records as the department may see
-    them; None when it may see none of the dataset's fields."""
-    if not gate_open(department, event_type=None, dataset=spec):
-        return None
-    shown = Shown(department)
-    subject = _subject(shown, person)
-    rows = []
-    for record in records:
-        row: dict[str, Any] = {}
-        for field in spec.fields:
-            shown.put(row, field.name, field.mask_as, getattr(record, field.name))
-        rows.append(row)
-    body = {
+def dataset_body(told: Notification, *, spec: DatasetSpec) -> dict[str, Any]:
+    """The body of a dataset change's webhook: the person's records as the department may
+    see them ("this person's records changed; here they are now")."""
+    return {
         "topic": spec.slug,
         "dataset": spec.slug,
-        "subject": subject,
-        "data": {"records": rows},
-        "masked": list(shown.masked),
+        "subject": dict(told.subject),
+        "data": {"records": list(told.records or ())},
+        "masked": list(told.masked),
     }
-    return Built(body, tuple(shown.classes))

@@ -78,10 +78,17 @@ def list_subscriptions(
 
 
 def subscriptions_for_topic(session: Session, *, topic: str, now: datetime) -> list[Any]:
-    """``(id, ref, department, scopes)`` of the active, unexpired subscriptions to a topic or
-    to every topic (``*``)."""
+    """``(id, ref, department, scopes, created_by, callback_url)`` of the active, unexpired
+    subscriptions to a topic or to every topic (``*``)."""
     statement = (
-        select(_SUBS.c.id, _SUBS.c.ref, _SUBS.c.department, _SUBS.c.scopes)
+        select(
+            _SUBS.c.id,
+            _SUBS.c.ref,
+            _SUBS.c.department,
+            _SUBS.c.scopes,
+            _SUBS.c.created_by,
+            _SUBS.c.callback_url,
+        )
         .where(
             _SUBS.c.state == SubscriptionState.ACTIVE,
             _SUBS.c.topic.in_([topic, "*"]),
@@ -194,8 +201,7 @@ def claim(
 
 def claimed_rows(session: Session, *, delivery_ids: Sequence[int]) -> list[Any]:
     """What sending these deliveries needs: ``(id, uid, topic, payload, attempts,
-    subscription_id, callback_url, secret_encrypted, department, subject_ref, field_classes,
-    entry_id, subscription_ref)``, by id."""
+    subscription_id, callback_url, secret_encrypted)``, by id."""
     statement = (
         select(
             _DELIVERIES.c.id,
@@ -206,11 +212,6 @@ def claimed_rows(session: Session, *, delivery_ids: Sequence[int]) -> list[Any]:
             _DELIVERIES.c.subscription_id,
             _SUBS.c.callback_url,
             _SUBS.c.secret_encrypted,
-            _SUBS.c.department,
-            _DELIVERIES.c.subject_ref,
-            _DELIVERIES.c.field_classes,
-            _DELIVERIES.c.entry_id,
-            _SUBS.c.ref,
         )
         .join(_SUBS, _SUBS.c.id == _DELIVERIES.c.subscription_id)
         .where(_DELIVERIES.c.id.in_(list(delivery_ids)))

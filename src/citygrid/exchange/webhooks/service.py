@@ -14,13 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from citygrid.exchange import repository as exchange_repository
+from citygrid.access import gateway
+from citygrid.exchange import sources
 from citygrid.exchange.catalogue import Catalogue, default_catalogue
 from citygrid.exchange.outbox import ConsumerRegistry, Message
-from citygrid.exchange.webhooks import repository
+from citygrid.exchange.webhooks import payload, repository
 from citygrid.exchange.webhooks.delivery import verify_callback
 from citygrid.exchange.webhooks.models import (
     DeliveryState,
@@ -28,7 +30,6 @@ from citygrid.exchange.webhooks.models import (
     SubscriptionState,
     WebhookDelivery,
 )
-from citygrid.exchange.webhooks.payload import dataset_payload, event_payload, gate_open
 from citygrid.exchange.webhooks.schemas import (
     MIN_LEASE_SECONDS,
     AttemptRead,
@@ -44,7 +45,6 @@ from citygrid.kit.errors import Forbidden, NotFound, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
-from citygrid.registry import service as registry
 from citygrid.registry.schemas import parse
 
 ALL_TOPICS = "*"
@@ -52,6 +52,10 @@ CONSUMER = "webhooks"
 LIFE_EVENT_PREFIX = "life_event."
 DATASET_PREFIX = "dataset."
 REPLAYABLE = (DeliveryState.DEAD, DeliveryState.DELIVERED)
+#: The role a department's system (its API client) acts in.
+CLIENT_ROLE = "department_officer"
+#: The purpose a subscriber is told for (as the reactions' "told" entries): statutory.
+NOTIFY_PURPOSE = "life-event-notification"
 
 
 # ============================================================================ who
@@ -98,8 +102,15 @@ def public_topic(outbox_topic: str) -> str:
     return outbox_topic
 
 
-def _check_topic(topic: str, department: str) -> None:
+def _check_topic(topic: str, actor: Actor) -> None:
     catalogue = default_catalogue()
+    if NOTIFY_PURPOSE not in {purpose.code for purpose in gateway.allowed_purposes(actor)}:
+        raise Forbidden(
+            _("Your department may not be told of changes (purpose %(purpose)s).")
+            % {"purpose": NOTIFY_PURPOSE},
+            code="purpose_not_allowed",
+            details={"purpose": NOTIFY_PURPOSE},
+        )
     if topic == ALL_TOPICS:
         return
     dataset = catalogue.dataset(topic)
@@ -107,7 +118,8 @@ def _check_topic(topic: str, department: str) -> None:
         raise ValidationFailed.one(
             "topic", _("unknown topic: name a life event type, a dataset, or *")
         )
-    if not gate_open(department, event_type=topic, dataset=dataset):
+    gates = payload.dataset_gates(dataset) if dataset is not None else (payload.event_gate(topic),)
+    if not gateway.may_be_told(actor, purpose=NOTIFY_PURPOSE, fields=gates):
         raise Forbidden(
             _("Your department may not see the data of the topic %(topic)s.") % {"topic": topic},
             code="topic_not_granted",
@@ -154,7 +166,7 @@ def subscribe(
         )
     request = parse(SubscriptionCreate, data)
     topic = request.topic.strip()
-    _check_topic(topic, actor.department)
+    _check_topic(topic, actor)
     check_callback(request.callback_url, allow_private=settings.webhook_private_callbacks_allowed)
     lease_seconds = int(timedelta(days=settings.webhook_lease_days).total_seconds())
     result = verify_callback(
@@ -280,7 +292,7 @@ def prepare_renewal(
     subscription = _owned(session, actor, ref)
     request = parse(RenewalRequest, data if data is not None else {})
     lease_seconds = _lease_seconds(request.lease_seconds, settings)
-    _check_topic(subscription.topic, subscription.department)
+    _check_topic(subscription.topic, actor)
     check_callback(
         subscription.callback_url, allow_private=settings.webhook_private_callbacks_allowed
     )
@@ -410,54 +422,90 @@ def replay(
 # ============================================================================ fan-out
 
 
-def _in_scope(scopes: Sequence[str], grid_codes: Sequence[str]) -> bool:
-    return any(
-        code.startswith(prefix)
-        for prefix in scopes
-        if prefix.isascii() and prefix.isdigit()
-        for code in grid_codes
+def subscriber(*, department: str, scopes: Sequence[str] | None, client: str) -> Actor:
+    """A subscription's department system as the one told: the API client that subscribed,
+    in the role API clients act in, with the territorial scopes it subscribed with."""
+    return Actor(
+        name=client,
+        role=CLIENT_ROLE,
+        department=department,
+        scopes=tuple(scope for scope in scopes or () if scope.isascii() and scope.isdigit()),
+        kind="client",
     )
 
 
 def fan_out(session: Session, message: Message) -> None:
-    """The outbox consumer: one delivery per active subscription of the entry's topic whose
-    scope holds the person, its payload filtered by the subscriber department's policy."""
+    """The outbox consumer: one delivery per active subscription of the entry's topic that
+    the access gateway lets be told (its department's grant for the purpose, its territory,
+    the person's and each record's place), the body as the gateway shows it to that
+    department; the gateway logs each telling in this transaction."""
     topic = public_topic(message.topic)
     subscriptions = repository.subscriptions_for_topic(session, topic=topic, now=utcnow())
     if not subscriptions or message.subject_person_id is None:
         return
-    person = registry.get_person(session, person_id=message.subject_person_id)
-    grid_codes = [person.grid_code, *[str(c) for c in message.payload.get("grid_codes") or ()]]
-    spec = default_catalogue().dataset(topic) if message.topic.startswith(DATASET_PREFIX) else None
-    records: list[Any] | None = None
     now = utcnow()
+    spec = default_catalogue().dataset(topic) if message.topic.startswith(DATASET_PREFIX) else None
+    event_type = None if spec is not None else payload.event_type_of(message.payload, topic)
+    uids = [str(uuid.uuid4()) for _subscription in subscriptions]
+    recipients = []
+    for uid, (_id, ref, department, scopes, created_by, callback_url) in zip(
+        uids, subscriptions, strict=True
+    ):
+        host = urlsplit(callback_url).hostname
+        detail = {
+            "channel": "webhook",
+            "topic": topic,
+            "subscription": ref,
+            "delivery": uid,
+            "callback_host": host,
+            "outbox_entry": message.entry_id,
+            "effect": f"webhook {ref} to {host}",
+        }
+        if event_type is not None:
+            detail |= {"event": event_type, "event_id": message.payload.get("event_id")}
+        actor = subscriber(department=department, scopes=scopes, client=created_by)
+        recipients.append(gateway.Recipient(actor=actor, detail=detail))
+    if spec is not None:
+        views = gateway.notification_views(
+            session,
+            recipients=recipients,
+            purpose=NOTIFY_PURPOSE,
+            person_id=message.subject_person_id,
+            subject_fields=payload.subject_fields(None),
+            records=sources.dataset_records(spec.slug),
+        )
+    else:
+        assert event_type is not None  # noqa: S101 - a topic is a dataset or an event
+        views = gateway.notification_views(
+            session,
+            recipients=recipients,
+            purpose=NOTIFY_PURPOSE,
+            person_id=message.subject_person_id,
+            subject_fields=payload.subject_fields(event_type),
+            gate=payload.event_gate(event_type),
+            places=[str(code) for code in message.payload.get("grid_codes") or ()],
+            facts=payload.event_facts(event_type, message.payload),
+        )
     rows: list[dict[str, Any]] = []
-    for subscription_id, ref, department, scopes in subscriptions:
-        if not _in_scope(scopes or (), grid_codes):
+    for uid, (subscription_id, ref, *_rest), told in zip(uids, subscriptions, views, strict=True):
+        if told is None:
             continue
         if spec is not None:
-            if records is None:
-                model = exchange_repository.DATASET_MODELS[spec.slug]
-                records = list(
-                    exchange_repository.held_rows(session, model, person_ids=[person.id])
-                )
-            built = dataset_payload(department, spec=spec, person=person, records=records)
+            body = payload.dataset_body(told, spec=spec)
         else:
-            built = event_payload(department, payload=message.payload, person=person, topic=topic)
-        if built is None:
-            continue
-        uid = str(uuid.uuid4())
+            body = payload.event_body(
+                told, event_type=event_type or topic, payload=message.payload, topic=topic
+            )
         rows.append(
             {
                 "uid": uid,
                 "subscription_id": subscription_id,
                 "entry_id": message.entry_id,
                 "topic": topic,
-                "subject_person_id": person.id,
-                "subject_ref": person.ref,
-                "payload": {"id": uid, "subscription": ref, "created_at": now.isoformat()}
-                | built.body,
-                "field_classes": list(built.field_classes),
+                "subject_person_id": message.subject_person_id,
+                "subject_ref": told.subject["ref"],
+                "payload": {"id": uid, "subscription": ref, "created_at": now.isoformat()} | body,
+                "field_classes": list(told.classes),
                 "state": DeliveryState.PENDING,
                 "attempts": 0,
                 "available_at": now,
