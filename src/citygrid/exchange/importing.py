@@ -51,6 +51,7 @@ from citygrid.exchange.models import ImportPhase
 from citygrid.exchange.schemas import MAX_BATCH, ROW_MODELS, PublishMode, RowProblem
 from citygrid.exchange.tabular import ResumePoint, TableSource, fingerprint, open_source
 from citygrid.kit.actor import Actor
+from citygrid.kit.db import tune_for_bulk_writes
 from citygrid.kit.errors import CitygridError, Conflict, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
@@ -580,6 +581,7 @@ def _pass(
         for chunk in chunks:
             first_row = rows_done + 1
             with sessions() as session:
+                tune_for_bulk_writes(session)
                 service.claim_import_step(session, job_id=job_id, rows_done=rows_done, phase=phase)
                 if checking:
                     problems = service.check_rows(
