@@ -77,11 +77,12 @@ def list_subscriptions(
     return list(session.scalars(statement))
 
 
-def subscriptions_for_topic(session: Session, *, topic: str, now: datetime) -> list[Any]:
-    """``(id, ref, department, scopes, created_by, callback_url)`` of the active, unexpired
-    subscriptions to a topic or to every topic (``*``)."""
+def active_subscriptions(session: Session, *, now: datetime) -> list[Any]:
+    """``(topic, id, ref, department, scopes, created_by, callback_url)`` of every active,
+    unexpired subscription, by id."""
     statement = (
         select(
+            _SUBS.c.topic,
             _SUBS.c.id,
             _SUBS.c.ref,
             _SUBS.c.department,
@@ -91,7 +92,6 @@ def subscriptions_for_topic(session: Session, *, topic: str, now: datetime) -> l
         )
         .where(
             _SUBS.c.state == SubscriptionState.ACTIVE,
-            _SUBS.c.topic.in_([topic, "*"]),
             or_(_SUBS.c.expires_at.is_(None), _SUBS.c.expires_at > now),
         )
         .order_by(_SUBS.c.id)

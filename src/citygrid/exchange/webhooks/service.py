@@ -434,13 +434,29 @@ def subscriber(*, department: str, scopes: Sequence[str] | None, client: str) ->
     )
 
 
+_SUBSCRIPTIONS_KEY = "webhooks.active_subscriptions"
+
+
+def _subscriptions_for(session: Session, topic: str) -> list[Any]:
+    """``(id, ref, department, scopes, created_by, callback_url)`` of the active, unexpired
+    subscriptions to ``topic`` or to every topic, read once per transaction: the
+    fan-out runs for every outbox entry of a batch (a query each was a quarter of the
+    reactions' time), and a subscription made meanwhile is served from the next batch."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_SUBSCRIPTIONS_KEY)
+    if cached is None or cached[0] is not transaction:
+        cached = (transaction, repository.active_subscriptions(session, now=utcnow()))
+        session.info[_SUBSCRIPTIONS_KEY] = cached
+    return [tuple(row[1:]) for row in cached[1] if row[0] in (topic, ALL_TOPICS)]
+
+
 def fan_out(session: Session, message: Message) -> None:
     """The outbox consumer: one delivery per active subscription of the entry's topic that
     the access gateway lets be told (its department's grant for the purpose, its territory,
     the person's and each record's place), the body as the gateway shows it to that
     department; the gateway logs each telling in this transaction."""
     topic = public_topic(message.topic)
-    subscriptions = repository.subscriptions_for_topic(session, topic=topic, now=utcnow())
+    subscriptions = _subscriptions_for(session, topic)
     if not subscriptions or message.subject_person_id is None:
         return
     now = utcnow()
