@@ -205,3 +205,42 @@ def test_plugged_into_the_gateway_held_data_shows_in_a_person_s_record(city: Ses
 
     assert (detail.person["allowance_status"], detail.person["allowance_amount"]) == ("***", "***")
     assert "pension_status" not in detail.person  # hidden from community officials
+
+
+def test_a_read_shows_the_rows_as_the_webhook_body_does(
+    city: Session, act_as: Callable[[Actor], None], client: TestClient
+) -> None:
+    """The allowance is clear to civil affairs and masked to a community official: each sees
+    the same rows read through the API as a webhook of the dataset would tell it."""
+    from citygrid.access import gateway
+    from citygrid.exchange.catalogue import default_catalogue
+    from citygrid.exchange.sources import dataset_records
+    from citygrid.exchange.webhooks.payload import dataset_body
+
+    person = resident(city)
+    give_allowance(city, person, amount="1234.50")
+    official = Actor(name="official.0007", role="community_official", scopes=(GRID[:12],))
+    readers = [CIVIL_AFFAIRS_OFFICER, official]
+    read = []
+    for reader in readers:
+        act_as(reader)
+        response = client.post(
+            f"{ALLOWANCES}/search", json={"purpose": "statistics", "id_number": person.id_number}
+        )
+        assert response.status_code == 200
+        read.append(response.json())
+    told = gateway.notification_views(
+        city,
+        recipients=[gateway.Recipient(actor=reader) for reader in readers],
+        purpose="statistics",
+        person_id=person.id,
+        subject_fields=(),
+        records=dataset_records("subsistence_allowances"),
+    )
+    spec = default_catalogue().dataset("subsistence_allowances")
+    bodies = [dataset_body(one, spec=spec) for one in told if one is not None]
+
+    assert [body["data"]["records"] for body in bodies] == [body["records"] for body in read]
+    assert [body["masked"] for body in bodies] == [body["masked"] for body in read]
+    assert read[0]["records"] == [{"amount": "1234.50", "status": "active", "since": "2019-07-01"}]
+    assert read[1]["records"] == [{"amount": "***", "status": "***", "since": "***"}]

@@ -1502,6 +1502,19 @@ class _Told:
         self.classes[item.field_class] = None
 
 
+def show_record(
+    view: View, fields: Sequence[tuple[str, str]], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One row of a dataset as the view shows it: each ``(name, policy field)`` of ``fields``
+    clear, masked or absent as the policy field is (the same rule as a notification's rows).
+    Consent and the access-log entry are the caller's (``exchange.service.read_records``)."""
+    shown = _Told(view, None)
+    record: dict[str, Any] = {}
+    for name, field_name in fields:
+        shown.put(record, name, field_name, values.get(name))
+    return record
+
+
 def _notification_view(actor: Actor, purpose: str) -> View | None:
     """The actor's view for the purpose; None when its grant does not list it."""
     policy = default_policy()

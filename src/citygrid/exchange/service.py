@@ -41,7 +41,7 @@ from citygrid.access import consent as consent_store
 from citygrid.access import gateway
 from citygrid.access.policy import Level
 from citygrid.audit import service as audit
-from citygrid.exchange import outbox, repository
+from citygrid.exchange import outbox, repository, sources
 from citygrid.exchange.catalogue import Catalogue, DatasetSpec, default_catalogue
 from citygrid.exchange.events import (
     CHINA_STANDARD_TIME,
@@ -1427,7 +1427,8 @@ def read_records(
     policy = gateway.default_policy()
     view = gateway.view_for(actor, purpose=purpose, action=ACTION_READ_DATASET)
     code = view.purpose.code
-    shown = [field for field in spec.fields if view.levels[field.mask_as] is not Level.HIDDEN]
+    # The gateway's view says which fields show and how (the webhooks' rows use the same).
+    shown = [field for field in spec.fields if field.mask_as in view.by_field]
     if not shown:
         raise _refusal(
             gateway.AccessForbidden(
@@ -1492,16 +1493,14 @@ def read_records(
             )
     model = repository.DATASET_MODELS[dataset]
     rows = repository.held_rows_in_scope(session, model, person_id=person_id, scopes=scopes)
-    records = []
-    for held in rows:
-        record: dict[str, Any] = {}
-        for field_spec in shown:
-            value = getattr(held, field_spec.name)
-            if value is not None and view.levels[field_spec.mask_as] is Level.MASKED:
-                value = policy.mask(field_spec.mask_as, gateway.json_value(value))
-            record[field_spec.name] = gateway.json_value(value)
-        records.append(record)
-    masked = tuple(field.name for field in shown if view.levels[field.mask_as] is Level.MASKED)
+    fields = sources.dataset_records(dataset).fields
+    records = [
+        gateway.show_record(view, fields, {name: getattr(held, name) for name, _f in fields})
+        for held in rows
+    ]
+    masked = tuple(
+        field.name for field in shown if view.by_field[field.mask_as].level is Level.MASKED
+    )
     entry_id = audit.append(
         session,
         audit.record_for(
