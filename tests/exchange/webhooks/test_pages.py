@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,25 +22,15 @@ from tests.access.auth_factories import (
     PASSWORD,
     csrf_in,
     current_code,
-    fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     make_account,
     post_signin,
-    request_scoped_app,
+    request_scoped_app_fixture,  # noqa: F401 (fixture)
     sign_in,
 )
 from tests.exchange.story import PUBLIC_SECURITY, event, family
 from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
 from tests.exchange.webhooks.receiver import Receiver
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
-
-
-@pytest.fixture
-def app(settings: Settings, db_session: Session) -> FastAPI:
-    return request_scoped_app(settings, db_session)
 
 
 @pytest.fixture(autouse=True)
