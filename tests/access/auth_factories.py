@@ -2,6 +2,14 @@
 
     from tests.access.auth_factories import fast_settings, make_account, sign_in
 
+A test module that wants ``fast_settings`` as its ``settings`` fixture, and
+``request_scoped_app`` as its ``app``, imports the fixtures (pytest knows them by those names):
+
+    from tests.access.auth_factories import (
+        fast_settings_fixture,  # noqa: F401 (fixture)
+        request_scoped_app_fixture,  # noqa: F401 (fixture)
+    )
+
 Hashing uses cheap argon2id parameters (``FAST_HASHING``) so a test signs in in
 milliseconds; the production parameters are the settings' defaults.
 """
@@ -109,6 +117,18 @@ def request_scoped_app(settings: Settings, db_session: Session) -> FastAPI:
 
     application.dependency_overrides[get_session] = _request_session
     return application
+
+
+@pytest.fixture(name="settings")
+def fast_settings_fixture(database_url: str) -> Settings:
+    """The ``settings`` fixture of a module that imports it: ``fast_settings``."""
+    return fast_settings(database_url)
+
+
+@pytest.fixture(name="app")
+def request_scoped_app_fixture(settings: Settings, db_session: Session) -> FastAPI:
+    """The ``app`` fixture of a module that imports it: ``request_scoped_app``."""
+    return request_scoped_app(settings, db_session)
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -21,15 +21,11 @@ from tests.access.auth_factories import (
     PASSWORD,
     SEED_GRID,
     fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     make_account,
     make_client,
 )
 from tests.fixtures_territory import import_mini_city
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
 
 
 @pytest.fixture(autouse=True)

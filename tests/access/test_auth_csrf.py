@@ -20,7 +20,7 @@ from tests.access.auth_factories import (
     BROWSER,
     PASSWORD,
     csrf_in,
-    fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     make_account,
     request_scoped_app,
     sign_in,
@@ -30,11 +30,6 @@ from tests.access.auth_factories import (
 from tests.fixtures_territory import import_mini_city
 
 CSRF_INPUTS = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
 
 
 @pytest.fixture(autouse=True)

@@ -23,23 +23,14 @@ from tests.access.auth_factories import (
     csrf_in,
     current_code,
     fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     make_account,
     post_signin,
-    request_scoped_app,
+    request_scoped_app_fixture,  # noqa: F401 (fixture)
     sign_in,
     web_session_rows,
 )
 from tests.fixtures_territory import import_mini_city
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
-
-
-@pytest.fixture
-def app(settings: Settings, db_session: Session) -> FastAPI:
-    return request_scoped_app(settings, db_session)
 
 
 @pytest.fixture

@@ -22,11 +22,12 @@ from tests.access.auth_factories import (
     PASSWORD,
     FrozenClock,
     fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     freeze_sign_in_clock,
     make_account,
     make_client,
     post_signin,
-    request_scoped_app,
+    request_scoped_app_fixture,  # noqa: F401 (fixture)
     throttle_row,
     token_for,
 )
@@ -34,16 +35,6 @@ from tests.fixtures_territory import import_mini_city
 
 ACCOUNT_KEY = "account:zhang"
 ADDRESS_KEY = "address:testclient"
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
-
-
-@pytest.fixture
-def app(settings: Settings, db_session: Session) -> FastAPI:
-    return request_scoped_app(settings, db_session)
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from tests.access.auth_factories import (
     fast_settings,
     make_account,
     make_client,
-    request_scoped_app,
+    request_scoped_app_fixture,  # noqa: F401 (fixture)
     sign_in,
     token_for,
 )
@@ -31,11 +31,6 @@ from tests.fixtures_territory import import_mini_city
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return fast_settings(database_url, secret_key="test-secret-key-for-tokens")
-
-
-@pytest.fixture
-def app(settings: Settings, db_session: Session) -> FastAPI:
-    return request_scoped_app(settings, db_session)
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,6 @@ the catalogue routes trees and green spaces to, once could not have an officer).
 
 from __future__ import annotations
 
-import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -16,24 +14,14 @@ from citygrid.registry.schemas import DEPARTMENT_SLUGS
 from citygrid.territory.locator import Locator
 from tests.access.auth_factories import (
     BROWSER,
-    fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     make_account,
-    request_scoped_app,
+    request_scoped_app_fixture,  # noqa: F401 (fixture)
     sign_in,
 )
 from tests.cases.conftest import DISPATCHER, ZHANG
 from tests.cases.helpers import file_case, step
 from tests.fixtures_territory import DISTRICT_CODE
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
-
-
-@pytest.fixture
-def app(settings: Settings, db_session: Session) -> FastAPI:
-    return request_scoped_app(settings, db_session)
 
 
 def test_every_department_the_catalogue_routes_to_can_have_officers() -> None:

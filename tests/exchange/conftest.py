@@ -4,6 +4,7 @@ way to run the outbox delivery inside the test's rolled-back transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -13,8 +14,26 @@ from citygrid.access.deps import current_actor
 from citygrid.exchange import outbox
 from citygrid.kit import i18n
 from citygrid.kit.actor import Actor
+from citygrid.kit.db import unit_of_work
+from citygrid.kit.migrate import upgrade
+from citygrid.kit.settings import get_settings
 from citygrid.kit.web import get_session
 from tests.fixtures_territory import import_mini_city
+
+
+def cli_database(path: Path, monkeypatch: pytest.MonkeyPatch, **environment: str) -> str:
+    """A migrated SQLite file at ``path`` with the mini city, made the CLI's database (demo
+    mode, plus ``CITYGRID_<name>`` for each of ``environment``): its URL."""
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    with unit_of_work(url) as session:
+        import_mini_city(session)
+    monkeypatch.setenv("CITYGRID_DATABASE_URL", url)
+    monkeypatch.setenv("CITYGRID_DEMO_MODE", "true")
+    for name, value in environment.items():
+        monkeypatch.setenv(f"CITYGRID_{name}", value)
+    get_settings.cache_clear()
+    return url
 
 
 @pytest.fixture

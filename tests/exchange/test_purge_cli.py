@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,28 +15,17 @@ from citygrid.exchange import outbox
 from citygrid.exchange import service as exchange
 from citygrid.exchange.models import OutboxDelivery, OutboxEntry
 from citygrid.kit.db import get_session_factory, unit_of_work
-from citygrid.kit.migrate import upgrade
 from citygrid.kit.models import utcnow
-from citygrid.kit.settings import get_settings
+from tests.exchange.conftest import cli_database
 from tests.exchange.story import PUBLIC_SECURITY, event, family, give_allowance
-from tests.fixtures_territory import import_mini_city
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A migrated SQLite file with the mini city, as the CLI's database."""
-    url = f"sqlite:///{tmp_path / 'purge.sqlite3'}"
-    upgrade(url)
-    with unit_of_work(url) as session:
-        import_mini_city(session)
-    monkeypatch.setenv("CITYGRID_DATABASE_URL", url)
-    monkeypatch.setenv("CITYGRID_DEMO_MODE", "true")
-    monkeypatch.setenv("CITYGRID_DEFAULT_LOCALE", "en")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
+    return cli_database(tmp_path / "purge.sqlite3", monkeypatch, DEFAULT_LOCALE="en")
 
 
 def _counts(url: str) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from citygrid.kit.settings import Settings
 from tests.access.auth_factories import ADMIN, FAST_HASHING, PASSWORD
 from tests.browser import PHONE, TABLET, open_page, require_chromium
 from tests.exchange.story import PUBLIC_SECURITY, event, family
-from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
+from tests.exchange.webhooks.conftest import CA_SYSTEM, subscribe_through_service
 from tests.exchange.webhooks.receiver import Receiver
 from tests.fixtures_territory import import_mini_city
 from tests.live_server import serve
@@ -68,20 +68,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             department="civil-affairs",
             display_name="民政局 王科长",
         )
-        subscription = service.subscribe(
-            session,
-            CA_SYSTEM,
-            data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
-            settings=settings,
-        )
+        subscription = subscribe_through_service(session, settings, receiver.url)
         ref = subscription.ref
         receiver.challenge = "missing"
-        service.subscribe(
-            session,
-            CA_SYSTEM,
-            data={"topic": "move_out", "callback_url": receiver.url + "/moves", "secret": SECRET},
-            settings=settings,
-        )
+        subscribe_through_service(session, settings, receiver.url + "/moves", topic="move_out")
         people = [family(session).head for _ in range(3)]
         exchange.publish_event(session, PUBLIC_SECURITY, data=event("death", people[0]))
     factory = get_session_factory(url)

@@ -3,7 +3,6 @@ list the subscriptions, read a delivery log, replay the dead, send what is due."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,42 +11,28 @@ from typer.testing import CliRunner
 from citygrid.cli import app
 from citygrid.exchange import outbox
 from citygrid.exchange import service as exchange
-from citygrid.exchange.webhooks import service
 from citygrid.kit.db import get_session_factory, unit_of_work
-from citygrid.kit.migrate import upgrade
-from citygrid.kit.settings import Settings, get_settings
+from citygrid.kit.settings import Settings
+from tests.exchange.conftest import cli_database
 from tests.exchange.story import PUBLIC_SECURITY, event, family
-from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
+from tests.exchange.webhooks.conftest import subscribe_through_service
 from tests.exchange.webhooks.receiver import Receiver
-from tests.fixtures_territory import import_mini_city
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A migrated SQLite file with the mini city, as the CLI's database."""
-    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    upgrade(url)
-    with unit_of_work(url) as session:
-        import_mini_city(session)
-    monkeypatch.setenv("CITYGRID_DATABASE_URL", url)
-    monkeypatch.setenv("CITYGRID_DEMO_MODE", "true")
-    monkeypatch.setenv("CITYGRID_WEBHOOK_MAX_ATTEMPTS", "1")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
+    return cli_database(tmp_path / "cli.sqlite3", monkeypatch, WEBHOOK_MAX_ATTEMPTS="1")
 
 
 def test_an_operator_finds_a_dead_delivery_and_replays_it(
     database: str, receiver: Receiver
 ) -> None:
     with unit_of_work(database) as session:
-        subscription = service.subscribe(
-            session,
-            CA_SYSTEM,
-            data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
-            settings=Settings(database_url=database, demo_mode=True),
+        subscription = subscribe_through_service(
+            session, Settings(database_url=database, demo_mode=True), receiver.url
         )
         ref = subscription.ref
         home = family(session)

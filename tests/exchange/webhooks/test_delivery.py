@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from citygrid.audit.models import AuditEntry
 from citygrid.exchange import service as exchange
 from citygrid.exchange.models import OutboxEntry
 from citygrid.exchange.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
@@ -29,42 +28,20 @@ from tests.exchange.story import (
     resident,
 )
 from tests.exchange.webhooks.conftest import (
+    API,
     CA_SYSTEM,
     HRSS_SYSTEM,
     PS_SYSTEM,
     RH_SYSTEM,
     SECRET,
+    subscribe,
+    webhook_told,
 )
 from tests.exchange.webhooks.receiver import Receiver, verify
-
-API = "/api/v1/exchange/subscriptions"
-
-
-def _subscribe(
-    client: TestClient,
-    act_as: Callable[[Actor], None],
-    actor: Actor,
-    url: str,
-    topic: str = "death",
-) -> str:
-    act_as(actor)
-    answer = client.post(API, json={"topic": topic, "callback_url": url, "secret": SECRET})
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
 
 
 def _deliveries(session: Session) -> list[WebhookDelivery]:
     return list(session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
-
-
-def _webhook_told(session: Session) -> list[AuditEntry]:
-    """The access log's "told" entries of the webhooks, oldest first."""
-    statement = select(AuditEntry).where(AuditEntry.action == "told").order_by(AuditEntry.id)
-    return [
-        entry
-        for entry in session.scalars(statement)
-        if (entry.detail or {}).get("channel") == "webhook"
-    ]
 
 
 def test_a_death_reaches_the_subscriber_signed_and_the_telling_is_logged(
@@ -75,7 +52,7 @@ def test_a_death_reaches_the_subscriber_signed_and_the_telling_is_logged(
     send: Callable[..., object],
 ) -> None:
     home = family(city)
-    sub = _subscribe(client, act_as, CA_SYSTEM, receiver.url)
+    sub = subscribe(client, act_as, CA_SYSTEM, receiver.url)
     act_as(PUBLIC_SECURITY)
     event_id = client.post("/api/v1/exchange/events", json=event("death", home.head)).json()[
         "event_id"
@@ -107,7 +84,7 @@ def test_a_death_reaches_the_subscriber_signed_and_the_telling_is_logged(
     assert (attempt.status_code, attempt.error) == (200, None)
     # The access log names the department's system as told, once (at the fan-out; the
     # delivery itself is in the delivery log).
-    [entry] = _webhook_told(city)
+    [entry] = webhook_told(city)
     assert (entry.actor, entry.department) == (CA_SYSTEM.name, "civil-affairs")
     assert entry.subjects == [home.head.ref]
     assert entry.purpose == "life-event-notification"
@@ -126,10 +103,10 @@ def test_each_department_gets_only_the_fields_it_may_see(
 ) -> None:
     receivers = {name: Receiver().start() for name in ("ps", "ca", "rh", "hrss")}
     try:
-        _subscribe(client, act_as, PS_SYSTEM, receivers["ps"].url)
-        _subscribe(client, act_as, CA_SYSTEM, receivers["ca"].url, topic="*")
-        _subscribe(client, act_as, RH_SYSTEM, receivers["rh"].url)
-        _subscribe(client, act_as, HRSS_SYSTEM, receivers["hrss"].url, topic="*")
+        subscribe(client, act_as, PS_SYSTEM, receivers["ps"].url)
+        subscribe(client, act_as, CA_SYSTEM, receivers["ca"].url, topic="*")
+        subscribe(client, act_as, RH_SYSTEM, receivers["rh"].url)
+        subscribe(client, act_as, HRSS_SYSTEM, receivers["hrss"].url, topic="*")
         home = family(city)
         give_allowance(city, home.head)
         give_pension(city, home.head)
@@ -174,7 +151,7 @@ def test_people_outside_the_subscribers_territory_are_not_told(
         scopes=("440104002",),
         kind="client",
     )
-    _subscribe(client, act_as, street_system, receiver.url)
+    subscribe(client, act_as, street_system, receiver.url)
     home = family(city)  # in street 440104001
     exchange.publish_event(city, PUBLIC_SECURITY, data=event("death", home.head))
 
@@ -219,7 +196,7 @@ def test_a_receiver_down_for_long_gets_retries_then_everything_in_order(
     receiver: Receiver,
     send: Callable[..., object],
 ) -> None:
-    _subscribe(client, act_as, CA_SYSTEM, receiver.url, topic="*")
+    subscribe(client, act_as, CA_SYSTEM, receiver.url, topic="*")
     person = resident(city, home=flat(city))
     other = resident(city, home=flat(city, number="303"))
     receiver.stop()
@@ -261,7 +238,7 @@ def test_after_too_many_attempts_a_delivery_is_dead_and_replay_sends_it(
     receiver: Receiver,
     send: Callable[..., object],
 ) -> None:
-    sub = _subscribe(client, act_as, CA_SYSTEM, receiver.url, topic="*")
+    sub = subscribe(client, act_as, CA_SYSTEM, receiver.url, topic="*")
     person = resident(city, home=flat(city))
     receiver.status = 503
     _story_of(city, person, flat(city, number="501"))
@@ -308,7 +285,7 @@ def test_a_delivery_made_twice_reaches_the_receiver_under_one_id(
     send: Callable[..., object],
     deliver: Callable[[], object],
 ) -> None:
-    _subscribe(client, act_as, CA_SYSTEM, receiver.url)
+    subscribe(client, act_as, CA_SYSTEM, receiver.url)
     home = family(city)
     exchange.publish_event(city, PUBLIC_SECURITY, data=event("death", home.head))
     send()

@@ -35,18 +35,20 @@ from tests.exchange.story import (
     flat,
 )
 from tests.exchange.webhooks.conftest import (
+    API,
     CA_SYSTEM,
     HRSS_SYSTEM,
     PS_SYSTEM,
     RH_SYSTEM,
-    SECRET,
     WATER_SYSTEM,
     department,
+    post_subscription,
+    subscribe,
+    webhook_told,
 )
 from tests.exchange.webhooks.receiver import Receiver
 from tests.registry.factories import building_data
 
-API = "/api/v1/exchange/subscriptions"
 #: A district next to the mini city's 440104, with one grid (north of it, inside the city).
 NEIGHBOUR_DISTRICT = "440103"
 NEIGHBOUR_GRID = "440103001001001"
@@ -102,15 +104,6 @@ def _flat_in_neighbour_district(session: Session) -> HousingUnit:
     )
 
 
-def _subscribe(
-    client: TestClient, act_as: Callable[[Actor], None], actor: Actor, url: str, topic: str
-) -> str:
-    act_as(actor)
-    answer = client.post(API, json={"topic": topic, "callback_url": url, "secret": SECRET})
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
-
-
 def _rents(session: Session, person: Person, units: list[HousingUnit]) -> None:
     exchange.publish_records(
         session,
@@ -125,15 +118,6 @@ def _rents(session: Session, person: Person, units: list[HousingUnit]) -> None:
     )
 
 
-def _webhook_told(session: Session) -> list[AuditEntry]:
-    statement = select(AuditEntry).where(AuditEntry.action == "told").order_by(AuditEntry.id)
-    return [
-        entry
-        for entry in session.scalars(statement)
-        if (entry.detail or {}).get("channel") == "webhook"
-    ]
-
-
 def test_a_tenancy_outside_the_subscribers_territory_is_never_delivered(
     city: Session,
     act_as: Callable[[Actor], None],
@@ -142,11 +126,11 @@ def test_a_tenancy_outside_the_subscribers_territory_is_never_delivered(
     send: Callable[..., object],
 ) -> None:
     _neighbour_district(city)
-    district = _subscribe(client, act_as, RH_SYSTEM, receiver.url, "tenancies")
+    district = subscribe(client, act_as, RH_SYSTEM, receiver.url, "tenancies")
     street_system = department("rh-street-1", "rental-housing", scopes=("440104001",))
-    street = _subscribe(client, act_as, street_system, receiver.url, "tenancies")
+    street = subscribe(client, act_as, street_system, receiver.url, "tenancies")
     neighbour_system = department("rh-yuexiu-north", "rental-housing", (NEIGHBOUR_DISTRICT,))
-    neighbour = _subscribe(client, act_as, neighbour_system, receiver.url, "tenancies")
+    neighbour = subscribe(client, act_as, neighbour_system, receiver.url, "tenancies")
     home = family(city)  # lives in street 440104001
     here, other_street = flat(city, number="402"), flat(city, OTHER_GRID)
     far = _flat_in_neighbour_district(city)
@@ -164,7 +148,7 @@ def test_a_tenancy_outside_the_subscribers_territory_is_never_delivered(
     assert units[neighbour] == set()  # the tenant lives outside its district: not told
     assert "2022-09-01" not in json.dumps(receiver.bodies())  # not even the far row's dates
     # Each telling is logged with the number of rows told, no more.
-    for entry in _webhook_told(city):
+    for entry in webhook_told(city):
         told = units[entry.detail["subscription"]]
         assert entry.detail["records"] == len(told)
         assert entry.fields == ["identity", "tenancy"]
@@ -179,13 +163,10 @@ def test_a_criminal_record_never_reaches_a_department_not_granted_it(
 ) -> None:
     others = {}
     for actor in (CA_SYSTEM, RH_SYSTEM, HRSS_SYSTEM, WATER_SYSTEM):
-        others[_subscribe(client, act_as, actor, receiver.url, "*")] = actor.department
-    police = _subscribe(client, act_as, PS_SYSTEM, receiver.url, "criminal_records")
+        others[subscribe(client, act_as, actor, receiver.url, "*")] = actor.department
+    police = subscribe(client, act_as, PS_SYSTEM, receiver.url, "criminal_records")
     act_as(CA_SYSTEM)
-    refused = client.post(
-        API,
-        json={"topic": "criminal_records", "callback_url": receiver.url, "secret": SECRET},
-    )
+    refused = post_subscription(client, receiver.url, "criminal_records")
     home = family(city)
     exchange.publish_records(
         city,
@@ -211,7 +192,7 @@ def test_a_criminal_record_never_reaches_a_department_not_granted_it(
     assert {body["topic"] for body in theirs} == {"death"}
     for body in theirs:
         assert "criminal" not in json.dumps(body)
-    for entry in _webhook_told(city):
+    for entry in webhook_told(city):
         if entry.department != "public-security":
             assert "criminal_record" not in entry.fields
 
@@ -224,7 +205,7 @@ def test_the_telling_is_logged_when_the_fan_out_commits_before_any_attempt(
     deliver: Callable[[], outbox.DeliveryReport],
     send: Callable[..., object],
 ) -> None:
-    sub = _subscribe(client, act_as, CA_SYSTEM, receiver.url, "death")
+    sub = subscribe(client, act_as, CA_SYSTEM, receiver.url, "death")
     home = family(city)
     exchange.publish_event(city, PUBLIC_SECURITY, data=event("death", home.head))
     receiver.status = 503
@@ -234,7 +215,7 @@ def test_the_telling_is_logged_when_the_fan_out_commits_before_any_attempt(
     [delivery] = city.scalars(select(WebhookDelivery)).all()
     assert (delivery.state, delivery.attempts) == ("pending", 0)
     assert city.scalars(select(WebhookAttempt)).all() == []
-    [entry] = _webhook_told(city)
+    [entry] = webhook_told(city)
     assert (entry.actor, entry.department, entry.subjects) == (
         CA_SYSTEM.name,
         "civil-affairs",
@@ -251,7 +232,7 @@ def test_the_telling_is_logged_when_the_fan_out_commits_before_any_attempt(
     assert [body["id"] for body in receiver.bodies()] == [delivery.uid]
     attempts = city.scalars(select(WebhookAttempt).order_by(WebhookAttempt.id)).all()
     assert [attempt.status_code for attempt in attempts] == [503, 200]
-    assert [told.id for told in _webhook_told(city)] == [entry.id]
+    assert [told.id for told in webhook_told(city)] == [entry.id]
 
 
 def test_a_fan_out_that_rolls_back_leaves_no_entry(
@@ -263,7 +244,7 @@ def test_a_fan_out_that_rolls_back_leaves_no_entry(
     deliver: Callable[[], outbox.DeliveryReport],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _subscribe(client, act_as, CA_SYSTEM, receiver.url, "death")
+    subscribe(client, act_as, CA_SYSTEM, receiver.url, "death")
     home = family(city)
     exchange.publish_event(city, PUBLIC_SECURITY, data=event("death", home.head))
 
@@ -276,14 +257,14 @@ def test_a_fan_out_that_rolls_back_leaves_no_entry(
 
     assert report.failed == 1
     assert city.scalars(select(WebhookDelivery)).all() == []
-    assert _webhook_told(city) == []
+    assert webhook_told(city) == []
     # The reactions' own entries committed: only the webhooks' savepoint rolled back.
     assert _told_by_reactions(city) != []
 
     outbox.drain(sessions, worker_id="test-worker", now=utcnow() + timedelta(hours=1))
     city.expire_all()
     [delivery] = city.scalars(select(WebhookDelivery)).all()
-    [entry] = _webhook_told(city)
+    [entry] = webhook_told(city)
     assert entry.detail["delivery"] == delivery.uid
     assert receiver.received == []
 
@@ -293,17 +274,14 @@ def _told_by_reactions(session: Session) -> list[AuditEntry]:
     return [entry for entry in session.scalars(statement) if entry.actor.startswith("exchange:")]
 
 
-def test_a_department_that_may_not_be_told_cannot_subscribe(
+def test_a_department_that_may_not_be_told_cannotsubscribe(
     city: Session, act_as: Callable[[Actor], None], client: TestClient, receiver: Receiver
 ) -> None:
     # Family planning reads only with a resident's consent: it holds no statutory purpose
     # to be told for.
     act_as(department("fp-marriage-system", "family-planning"))
 
-    answer = client.post(
-        API,
-        json={"topic": "marriage_status_changed", "callback_url": receiver.url, "secret": SECRET},
-    )
+    answer = post_subscription(client, receiver.url, "marriage_status_changed")
 
     assert answer.status_code == 403
     assert answer.json()["error"]["code"] == "purpose_not_allowed"

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from citygrid.exchange import service as exchange
-from citygrid.exchange.webhooks import delivery, service
+from citygrid.exchange.webhooks import delivery
 from citygrid.exchange.webhooks.models import Subscription, WebhookDelivery
 from citygrid.kit.i18n import set_locale
 from citygrid.kit.models import utcnow
@@ -23,25 +23,15 @@ from tests.access.auth_factories import (
     PASSWORD,
     csrf_in,
     current_code,
-    fast_settings,
+    fast_settings_fixture,  # noqa: F401 (fixture)
     make_account,
     post_signin,
-    request_scoped_app,
+    request_scoped_app_fixture,  # noqa: F401 (fixture)
     sign_in,
 )
 from tests.exchange.story import PUBLIC_SECURITY, event, family
-from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
+from tests.exchange.webhooks.conftest import subscribe_through_service
 from tests.exchange.webhooks.receiver import Receiver
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return fast_settings(database_url)
-
-
-@pytest.fixture
-def app(settings: Settings, db_session: Session) -> FastAPI:
-    return request_scoped_app(settings, db_session)
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +52,16 @@ def officer_signs_in(client: TestClient, username: str) -> None:
         follow_redirects=False,
     )
     assert second.status_code == 303, second.text
+
+
+def post_renew_form(client: TestClient, ref: str, csrf_token: str) -> Response:
+    """Press the subscription's renew button (the form posts the page's CSRF token)."""
+    return client.post(
+        f"/exchange/subscriptions/{ref}/renew",
+        data={"csrf_token": csrf_token},
+        headers=BROWSER,
+        follow_redirects=False,
+    )
 
 
 @pytest.fixture
@@ -86,12 +86,7 @@ def dead_delivery(
         )
         TOTP[username] = str(created.totp_secret)
     make_account(city, settings, "zhang")
-    subscription = service.subscribe(
-        city,
-        CA_SYSTEM,
-        data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
-        settings=settings,
-    )
+    subscription = subscribe_through_service(city, settings, receiver.url)
     home = family(city)
     exchange.publish_event(city, PUBLIC_SECURITY, data=event("death", home.head))
     receiver.status = 503
@@ -190,12 +185,7 @@ def test_an_officer_renews_an_expired_lease_from_the_page(
         f"/exchange/subscriptions/{ref}/renew", headers=BROWSER, follow_redirects=False
     )
     assert forged.status_code == 403
-    renewed = client.post(
-        f"/exchange/subscriptions/{ref}/renew",
-        data={"csrf_token": csrf_in(page.text)},
-        headers=BROWSER,
-        follow_redirects=False,
-    )
+    renewed = post_renew_form(client, ref, csrf_in(page.text))
 
     assert renewed.status_code == 303
     assert renewed.headers["location"] == f"/exchange/subscriptions/{ref}?renewed=1"
@@ -205,12 +195,7 @@ def test_an_officer_renews_an_expired_lease_from_the_page(
     assert len(receiver.challenges) == 2
 
     receiver.challenge = "wrong"
-    failed = client.post(
-        f"/exchange/subscriptions/{ref}/renew",
-        data={"csrf_token": csrf_in(after.text)},
-        headers=BROWSER,
-        follow_redirects=False,
-    )
+    failed = post_renew_form(client, ref, csrf_in(after.text))
     assert failed.status_code == 422
     assert "callback_url" in failed.text and "challenge_mismatch" in failed.text
     assert (
@@ -225,12 +210,7 @@ def test_another_department_cannot_renew_and_sees_no_button(
     officer_signs_in(client, "ps-officer")
     token = csrf_in(client.get("/exchange/subscriptions", headers=BROWSER).text)
 
-    answer = client.post(
-        f"/exchange/subscriptions/{ref}/renew",
-        data={"csrf_token": token},
-        headers=BROWSER,
-        follow_redirects=False,
-    )
+    answer = post_renew_form(client, ref, token)
 
     assert answer.status_code == 404
     assert "Renew: challenge" not in client.get("/exchange/subscriptions", headers=BROWSER).text

@@ -18,25 +18,22 @@ from citygrid.exchange.webhooks.models import Subscription
 from citygrid.kit.actor import Actor
 from citygrid.kit.models import utcnow
 from tests.exchange.story import PUBLIC_SECURITY, event, family
-from tests.exchange.webhooks.conftest import ADMIN, CA_SYSTEM, PS_SYSTEM, SECRET
+from tests.exchange.webhooks.conftest import (
+    ADMIN,
+    API,
+    CA_SYSTEM,
+    PS_SYSTEM,
+    post_subscription,
+    subscribe,
+)
 from tests.exchange.webhooks.receiver import Receiver
 
-API = "/api/v1/exchange/subscriptions"
 YEAR = 365 * 86400
 
 
 def _when(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _subscribed(client: TestClient, act_as: Callable[[Actor], None], receiver: Receiver) -> str:
-    act_as(CA_SYSTEM)
-    answer = client.post(
-        API, json={"topic": "death", "callback_url": receiver.url, "secret": SECRET}
-    )
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"])
 
 
 def _stored(session: Session, ref: str) -> dict[str, Any]:
@@ -55,7 +52,7 @@ def _stored(session: Session, ref: str) -> dict[str, Any]:
 def test_the_owner_renews_for_a_lease_of_its_choosing_after_a_new_challenge(
     city: Session, act_as: Callable[[Actor], None], client: TestClient, receiver: Receiver
 ) -> None:
-    ref = _subscribed(client, act_as, receiver)
+    ref = subscribe(client, act_as, CA_SYSTEM, receiver.url)
     first = _when(client.get(f"{API}/{ref}").json()["expires_at"])
 
     answer = client.post(f"{API}/{ref}/renew", json={"lease_seconds": 90 * 86400})
@@ -84,7 +81,7 @@ def test_an_expired_subscription_gets_nothing_until_renewed_then_hears_again(
     receiver: Receiver,
     send: Callable[..., object],
 ) -> None:
-    ref = _subscribed(client, act_as, receiver)
+    ref = subscribe(client, act_as, CA_SYSTEM, receiver.url)
     city.execute(
         update(Subscription)
         .where(Subscription.ref == ref)
@@ -110,9 +107,7 @@ def test_a_subscription_whose_first_challenge_failed_is_active_once_its_callback
 ) -> None:
     receiver.challenge = "missing"
     act_as(CA_SYSTEM)
-    failed = client.post(
-        API, json={"topic": "death", "callback_url": receiver.url, "secret": SECRET}
-    )
+    failed = post_subscription(client, receiver.url)
     ref = failed.json()["error"]["details"][0]["subscription"]
     assert _stored(city, ref)["state"] == "failed"
 
@@ -128,7 +123,7 @@ def test_a_subscription_whose_first_challenge_failed_is_active_once_its_callback
 def test_a_callback_that_stops_echoing_keeps_the_subscription_as_it_was(
     city: Session, act_as: Callable[[Actor], None], client: TestClient, receiver: Receiver
 ) -> None:
-    ref = _subscribed(client, act_as, receiver)
+    ref = subscribe(client, act_as, CA_SYSTEM, receiver.url)
     before = _stored(city, ref)
     receiver.challenge = "wrong"
 
@@ -160,7 +155,7 @@ def test_a_bad_lease_is_refused_naming_the_field_and_nothing_changes(
     body: dict[str, Any],
     field: str,
 ) -> None:
-    ref = _subscribed(client, act_as, receiver)
+    ref = subscribe(client, act_as, CA_SYSTEM, receiver.url)
     before = _stored(city, ref)
 
     answer = client.post(f"{API}/{ref}/renew", json=body)
@@ -174,7 +169,7 @@ def test_a_bad_lease_is_refused_naming_the_field_and_nothing_changes(
 def test_only_the_owning_department_renews(
     city: Session, act_as: Callable[[Actor], None], client: TestClient, receiver: Receiver
 ) -> None:
-    ref = _subscribed(client, act_as, receiver)
+    ref = subscribe(client, act_as, CA_SYSTEM, receiver.url)
     before = _stored(city, ref)
 
     act_as(PS_SYSTEM)

@@ -18,7 +18,7 @@ from citygrid.exchange.webhooks.models import WebhookAttempt, WebhookDelivery
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
 from tests.exchange.story import PUBLIC_SECURITY, event, family
-from tests.exchange.webhooks.conftest import CA_SYSTEM, SECRET
+from tests.exchange.webhooks.conftest import CA_SYSTEM, subscribe_through_service
 from tests.exchange.webhooks.receiver import Receiver
 
 Send = Callable[..., delivery.RoundReport]
@@ -39,12 +39,7 @@ def _death_entry(session: Session) -> OutboxEntry | None:
 
 def _subscribed_death(session: Session, settings: Settings, receiver: Receiver) -> str:
     """Civil affairs' system subscribes to deaths; public security publishes one."""
-    subscription = service.subscribe(
-        session,
-        CA_SYSTEM,
-        data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
-        settings=settings,
-    )
+    subscription = subscribe_through_service(session, settings, receiver.url)
     exchange.publish_event(session, PUBLIC_SECURITY, data=event("death", family(session).head))
     return subscription.ref
 

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from citygrid.exchange.webhooks import service
 from citygrid.exchange.webhooks.models import Subscription, WebhookDelivery
 from citygrid.kit.actor import Actor
 from citygrid.kit.errors import ValidationFailed
@@ -19,21 +18,16 @@ from citygrid.kit.settings import Settings
 from tests.exchange.story import CLERK, PUBLIC_SECURITY, event, family
 from tests.exchange.webhooks.conftest import (
     ADMIN,
+    API,
     CA_SYSTEM,
     HRSS_SYSTEM,
     PS_SYSTEM,
     SECRET,
     WATER_SYSTEM,
+    post_subscription,
+    subscribe_through_service,
 )
 from tests.exchange.webhooks.receiver import Receiver
-
-API = "/api/v1/exchange/subscriptions"
-
-
-def _subscribe(client: TestClient, receiver: Receiver, topic: str = "death", **extra: str):
-    return client.post(
-        API, json={"topic": topic, "callback_url": receiver.url, "secret": SECRET, **extra}
-    )
 
 
 def _count(session: Session, model: type) -> int:
@@ -46,7 +40,7 @@ def test_a_callback_that_echoes_the_challenge_is_subscribed(
 ) -> None:
     act_as(CA_SYSTEM)
 
-    answer = _subscribe(client, receiver)
+    answer = post_subscription(client, receiver.url)
 
     assert answer.status_code == 201, answer.text
     body = answer.json()
@@ -83,7 +77,7 @@ def test_a_callback_that_does_not_echo_the_challenge_is_refused_and_nothing_is_d
     receiver.challenge = behaviour
     act_as(CA_SYSTEM)
 
-    answer = _subscribe(client, receiver)
+    answer = post_subscription(client, receiver.url)
 
     assert answer.status_code == 422
     error = answer.json()["error"]
@@ -107,7 +101,7 @@ def test_a_callback_that_is_down_is_refused(
     receiver.stop()
     act_as(CA_SYSTEM)
 
-    answer = _subscribe(client, receiver)
+    answer = post_subscription(client, receiver.url)
 
     assert answer.status_code == 422
     assert answer.json()["error"]["details"][0]["reason"].endswith("(ConnectError)")
@@ -167,12 +161,7 @@ def test_private_and_loopback_callbacks_are_refused_unless_allowed(
         "http://192.168.1.20/hook",
     ):
         with pytest.raises(ValidationFailed) as refused:
-            service.subscribe(
-                city,
-                CA_SYSTEM,
-                data={"topic": "death", "callback_url": url, "secret": SECRET},
-                settings=strict,
-            )
+            subscribe_through_service(city, strict, url)
         assert refused.value.details[0]["field"] == "callback_url"
     assert receiver.challenges == []
     assert _count(city, Subscription) == 0
@@ -185,22 +174,22 @@ def test_a_topic_whose_data_the_department_may_not_see_is_refused(
     city: Session, act_as: Callable[[Actor], None], client: TestClient, receiver: Receiver
 ) -> None:
     act_as(HRSS_SYSTEM)  # social security sees pensions, not allowances
-    refused = _subscribe(client, receiver, topic="subsistence_allowances")
+    refused = post_subscription(client, receiver.url, topic="subsistence_allowances")
     act_as(WATER_SYSTEM)  # no grant of addresses: it may not hear of moves
-    moves = _subscribe(client, receiver, topic="move_in")
+    moves = post_subscription(client, receiver.url, topic="move_in")
 
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "topic_not_granted")
     assert (moves.status_code, moves.json()["error"]["code"]) == (403, "topic_not_granted")
     assert _count(city, Subscription) == 0
     act_as(WATER_SYSTEM)
-    assert _subscribe(client, receiver, topic="death").status_code == 201
+    assert post_subscription(client, receiver.url, topic="death").status_code == 201
 
 
 def test_someone_elses_subscription_is_not_found_and_stays_as_it_was(
     city: Session, act_as: Callable[[Actor], None], client: TestClient, receiver: Receiver
 ) -> None:
     act_as(CA_SYSTEM)
-    mine = _subscribe(client, receiver).json()["id"]
+    mine = post_subscription(client, receiver.url).json()["id"]
 
     act_as(PS_SYSTEM)
     assert client.get(API).json() == []
@@ -220,7 +209,7 @@ def test_someone_elses_subscription_is_not_found_and_stays_as_it_was(
     assert [item["id"] for item in client.get(API).json()] == [mine]
     act_as(CLERK)  # a grid worker has no subscriptions
     assert client.get(API).status_code == 403
-    assert _subscribe(client, receiver).status_code == 403
+    assert post_subscription(client, receiver.url).status_code == 403
 
 
 def test_a_deleted_subscription_gets_nothing_more(
@@ -231,7 +220,7 @@ def test_a_deleted_subscription_gets_nothing_more(
     send: Callable[..., object],
 ) -> None:
     act_as(CA_SYSTEM)
-    mine = _subscribe(client, receiver).json()["id"]
+    mine = post_subscription(client, receiver.url).json()["id"]
 
     assert client.delete(f"{API}/{mine}").status_code == 204
     assert client.get(f"{API}/{mine}").status_code == 404

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from citygrid.exchange import outbox
 from citygrid.exchange import service as exchange
 from citygrid.exchange.tasks import periodic_tasks as outbox_tasks
-from citygrid.exchange.webhooks import delivery, service
+from citygrid.exchange.webhooks import delivery
 from citygrid.exchange.webhooks.models import WebhookDelivery
 from citygrid.exchange.webhooks.tasks import periodic_tasks as webhook_tasks
 from citygrid.kit import db as kit_db
@@ -24,7 +24,7 @@ from citygrid.kit.settings import Settings, normalise_database_url
 from citygrid.kit.worker import Worker
 from tests.conftest import POSTGRES_URL, _postgres_admin_engine
 from tests.exchange.story import PUBLIC_SECURITY, event, family
-from tests.exchange.webhooks.conftest import CA_SYSTEM, PS_SYSTEM, SECRET
+from tests.exchange.webhooks.conftest import CA_SYSTEM, PS_SYSTEM, SECRET, subscribe_through_service
 from tests.exchange.webhooks.receiver import Receiver, verify
 from tests.fixtures_territory import import_mini_city
 
@@ -74,12 +74,7 @@ def test_two_workers_never_send_a_delivery_twice(committed_url: str, receiver: R
     settings = _settings(committed_url)
     with kit_db.unit_of_work(committed_url) as session:
         for actor in (CA_SYSTEM, PS_SYSTEM):
-            service.subscribe(
-                session,
-                actor,
-                data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
-                settings=settings,
-            )
+            subscribe_through_service(session, settings, receiver.url, actor=actor)
         for _ in range(30):
             home = family(session)
             exchange.publish_event(session, PUBLIC_SECURITY, data=event("death", home.head))
@@ -126,12 +121,7 @@ def test_the_embedded_worker_tells_a_subscriber_of_a_death_within_seconds(
 ) -> None:
     settings = _settings(committed_url)
     with kit_db.unit_of_work(committed_url) as session:
-        service.subscribe(
-            session,
-            CA_SYSTEM,
-            data={"topic": "death", "callback_url": receiver.url, "secret": SECRET},
-            settings=settings,
-        )
+        subscribe_through_service(session, settings, receiver.url)
         home = family(session)
         ref, id_number = home.head.ref, home.head.id_number
     worker = Worker([*outbox_tasks(settings), *webhook_tasks(settings)], database_url=committed_url)
