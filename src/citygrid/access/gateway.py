@@ -1501,6 +1501,15 @@ class _Told:
         target[name] = shown
         self.classes[item.field_class] = None
 
+    def record(
+        self, fields: Sequence[tuple[str, str]], values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """One row: each ``(name, policy field)`` of ``fields`` put as ``put`` does."""
+        shown: dict[str, Any] = {}
+        for name, field_name in fields:
+            self.put(shown, name, field_name, values.get(name))
+        return shown
+
 
 def show_record(
     view: View, fields: Sequence[tuple[str, str]], values: Mapping[str, Any]
@@ -1508,11 +1517,7 @@ def show_record(
     """One row of a dataset as the view shows it: each ``(name, policy field)`` of ``fields``
     clear, masked or absent as the policy field is (the same rule as a notification's rows).
     Consent and the access-log entry are the caller's (``exchange.service.read_records``)."""
-    shown = _Told(view, None)
-    record: dict[str, Any] = {}
-    for name, field_name in fields:
-        shown.put(record, name, field_name, values.get(name))
-    return record
+    return _Told(view, None).record(fields, values)
 
 
 def _notification_view(actor: Actor, purpose: str) -> View | None:
@@ -1627,12 +1632,9 @@ def notification_views(
         if records is not None:
             rows = []
             for record in loaded:
-                if not _in_scope(actor, record.place):
-                    continue
-                values: dict[str, Any] = {}
-                for name, field_name in records.fields:
-                    shown.put(values, name, field_name, record.values.get(name))
-                if values:
+                if _in_scope(actor, record.place) and (
+                    values := shown.record(records.fields, record.values)
+                ):
                     rows.append(values)
             if not rows:
                 continue
