@@ -143,6 +143,27 @@ def claim_event_key(session: Session, values: dict[str, Any]) -> int | None:
     return result
 
 
+def _build_claim_many(dialect_insert: Any) -> Any:
+    table = _table(LifeEventRecord)
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=["department", "source_event_id"])
+        .returning(table.c.source_event_id, table.c.id)
+    )
+
+
+def claim_event_keys(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """``claim_event_key`` for many events of one department, one statement: ``{source
+    event id: event id}`` of the keys claimed (a key held before is absent). The rows are
+    inserted in key order, so that two batches sharing keys on PostgreSQL wait for each
+    other in one direction only."""
+    if not rows:
+        return {}
+    statement = _statement(session, "claim_event_keys", _build_claim_many)
+    ordered = sorted(rows, key=lambda row: row["source_event_id"])
+    return {key: event_id for key, event_id in session.execute(statement, ordered)}
+
+
 def event_by_key(
     session: Session, *, department: str, source_event_id: str
 ) -> LifeEventRecord | None:

@@ -89,7 +89,14 @@ from citygrid.kit.errors import CitygridError, Conflict, Forbidden, NotFound, Va
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow
 from citygrid.registry import service as registry
-from citygrid.registry.models import LifeStatus, MaritalStatus, Person, ResidenceKind
+from citygrid.registry.models import (
+    HousingUnit,
+    LifeStatus,
+    MaritalStatus,
+    Person,
+    Residence,
+    ResidenceKind,
+)
 from citygrid.registry.schemas import parse, validation_failed
 
 ACCEPTED = 202
@@ -259,6 +266,8 @@ def _unknown(field_name: str) -> ValidationFailed:
 
 
 _PUBLISHING = "citygrid.exchange.publishing"
+# Events that read a person's current residences: a batch holding any reads them all at once.
+_RESIDENCE_EVENTS = (DeathEvent, MoveInEvent, MoveOutEvent)
 
 
 class _Publishing:
@@ -277,6 +286,9 @@ class _Publishing:
         self.sqlite = session.get_bind().dialect.name == "sqlite"
         self.persons: dict[str, Person] = {}
         self.units: dict[int, str | None] = {}
+        # person id -> the residences that have not ended, kept current by the batch's moves
+        self.residences: dict[int, list[Residence]] = {}
+        self.loaded_units: list[HousingUnit] = []
         self.clocks: dict[int, dict[str, str]] = {}
         self.dirty_clocks: set[int] = set()
         self.regrid: dict[int, str] = {}
@@ -284,6 +296,9 @@ class _Publishing:
         self.messages: list[outbox.OutboxMessage] = []
         # (department, source_event_id) -> (fingerprint, answer) of this publish's events
         self.answers: dict[tuple[str, str], tuple[str, PublishOutcome]] = {}
+        # Keys claimed up front for a whole batch (``claim_keys``): source event id ->
+        # (event id, received at); None when each event claims its own key.
+        self.claims: dict[str, tuple[int, datetime]] | None = None
         self.log = registry.WriteLog()  # the registry's, set by ``_publish_scope``
 
     def prefetch(self, events: Sequence[LifeEventBase]) -> None:
@@ -307,10 +322,15 @@ class _Publishing:
             session, id_numbers=list(keys), refresh=not self.sqlite
         ):
             self.persons[person.id_number] = person
+        if any(isinstance(event, _RESIDENCE_EVENTS) for event in events):
+            self.residences.update(registry.current_residences_of(session, person_ids=person_ids))
         unit_ids = sorted(
             {unit_id for event in events if (unit_id := getattr(event, "unit_id", None))}
         )
-        found = registry.unit_grid_codes(session, unit_ids=unit_ids)
+        # Loaded and held (the session's identity map holds its objects weakly): a residence
+        # created in one of them needs no query.
+        self.loaded_units = registry.housing_units(session, unit_ids=unit_ids)
+        found = {unit.id: unit.grid_code for unit in self.loaded_units}
         self.units.update({unit_id: found.get(unit_id) for unit_id in unit_ids})
 
     def person(self, id_number: str, field_name: str = "id_number") -> Person:
@@ -342,6 +362,21 @@ class _Publishing:
         self.clocks[person.id] = {**self.clocks[person.id], aspect: moment}
         self.dirty_clocks.add(person.id)
 
+    def current_residences(self, person: Person) -> list[Residence]:
+        """The person's residences that have not ended, oldest first (as this publish left
+        them)."""
+        residences = self.residences.get(person.id)
+        if residences is None:
+            residences = self.residences[person.id] = registry.current_residences(
+                self.session, person_id=person.id
+            )
+        return residences
+
+    def set_residences(self, person: Person, residences: list[Residence]) -> None:
+        """What the person's residences that have not ended are now (a new list: a
+        ``checkpoint`` holds the old one)."""
+        self.residences[person.id] = residences
+
     def unit_grid(self, unit_id: int) -> str | None:
         """The housing unit's grid, or None when there is no such unit."""
         if unit_id not in self.units:
@@ -349,10 +384,33 @@ class _Publishing:
             self.units[unit_id] = found.get(unit_id)
         return self.units[unit_id]
 
+    def claim_keys(self, actor: Actor, department: str, events: Sequence[LifeEventBase]) -> None:
+        """Claim the keys of a batch's events in one statement (``_publish`` then takes its
+        event's id from here; a key claimed before answers with its first answer)."""
+        received_at = utcnow()
+        claimed = repository.claim_event_keys(
+            self.session,
+            [
+                {
+                    "type": event.type,  # type: ignore[attr-defined]
+                    "department": department,
+                    "publisher": actor.name,
+                    "source_event_id": event.source_event_id,
+                    "payload_hash": event.fingerprint(),
+                    "occurred_at": _utc(event.occurred_at),
+                    "received_at": received_at,
+                }
+                for event in events
+            ],
+        )
+        self.claims = {key: (event_id, received_at) for key, event_id in claimed.items()}
+
     def checkpoint(self) -> tuple[Any, ...]:
         """Where the publish stands, for ``restore``."""
         return (
+            dict(self.answers),
             dict(self.persons),
+            dict(self.residences),
             dict(self.clocks),
             set(self.dirty_clocks),
             dict(self.regrid),
@@ -362,8 +420,10 @@ class _Publishing:
 
     def restore(self, mark: tuple[Any, ...]) -> None:
         """Forget what an event rolled back with its savepoint left here."""
-        persons, clocks, dirty, regrid, finished, messages = mark
-        self.persons, self.clocks, self.dirty_clocks, self.regrid = persons, clocks, dirty, regrid
+        answers, persons, residences, clocks, dirty, regrid, finished, messages = mark
+        self.answers = answers
+        self.persons, self.residences, self.clocks = persons, residences, clocks
+        self.dirty_clocks, self.regrid = dirty, regrid
         del self.finished[finished:]
         del self.messages[messages:]
 
@@ -477,10 +537,12 @@ def _apply_death(session: Session, actor: Actor, event: DeathEvent, event_id: in
             person_id=person.id,
             data={"household_id": None, "relation_to_head": None},
         )
-    for residence in registry.current_residences(session, person_id=person.id):
+    publishing = _publishing(session)
+    for residence in publishing.current_residences(person):
         registry.end_residence(
             session, actor, residence_id=residence.id, until=max(died_on, residence.since)
         )
+    publishing.set_residences(person, [])
     message = _message(
         event,
         event_id,
@@ -561,11 +623,9 @@ def _apply_move_in(session: Session, actor: Actor, event: MoveInEvent, event_id:
     if reason is not None:
         return _Outcome(person, applied=False, reason=reason)
     kind = ResidenceKind(event.kind)
-    same_kind = [
-        residence
-        for residence in registry.current_residences(session, person_id=person.id)
-        if residence.kind is kind
-    ]
+    publishing = _publishing(session)
+    current = publishing.current_residences(person)
+    same_kind = [residence for residence in current if residence.kind is kind]
     if any(residence.unit_id == event.unit_id for residence in same_kind):
         return _Outcome(person, applied=False, reason=NO_CHANGE)
     day = event.occurred_on
@@ -577,6 +637,9 @@ def _apply_move_in(session: Session, actor: Actor, event: MoveInEvent, event_id:
         session,
         actor,
         data={"person_id": person.id, "unit_id": event.unit_id, "kind": kind, "since": day},
+    )
+    publishing.set_residences(
+        person, [held for held in current if held.kind is not kind] + [residence]
     )
     from_grid = person.grid_code
     facts = _leave_other_grid(session, actor, person, unit_grid)
@@ -602,9 +665,11 @@ def _apply_move_out(session: Session, actor: Actor, event: MoveOutEvent, event_i
         return _Outcome(person, applied=False, reason=reason)
     day = event.occurred_on
     kind = ResidenceKind(event.kind)
+    publishing = _publishing(session)
+    current = publishing.current_residences(person)
     closing = [
         residence
-        for residence in registry.current_residences(session, person_id=person.id)
+        for residence in current
         if residence.kind is kind
         and (event.unit_id is None or residence.unit_id == event.unit_id)
         and residence.since <= day
@@ -613,6 +678,7 @@ def _apply_move_out(session: Session, actor: Actor, event: MoveOutEvent, event_i
         return _Outcome(person, applied=False, reason=NO_OPEN_RESIDENCE)
     for residence in closing:
         registry.end_residence(session, actor, residence_id=residence.id, until=day)
+    publishing.set_residences(person, [held for held in current if held not in closing])
     subject.advance("residence", event)
     message = _message(
         event,
@@ -774,19 +840,23 @@ def _publish(
         if earlier[0] != fingerprint:
             raise _key_reused()
         return PublishOutcome(earlier[1].status_code, dict(earlier[1].body), replayed=True)
-    received_at = utcnow()
-    event_id = repository.claim_event_key(
-        session,
-        {
-            "type": event_type,
-            "department": department,
-            "publisher": actor.name,
-            "source_event_id": event.source_event_id,
-            "payload_hash": fingerprint,
-            "occurred_at": _utc(event.occurred_at),
-            "received_at": received_at,
-        },
-    )
+    event_id: int | None
+    if publishing.claims is not None:  # claimed with the batch's other keys
+        event_id, received_at = publishing.claims.pop(event.source_event_id, (None, utcnow()))
+    else:
+        received_at = utcnow()
+        event_id = repository.claim_event_key(
+            session,
+            {
+                "type": event_type,
+                "department": department,
+                "publisher": actor.name,
+                "source_event_id": event.source_event_id,
+                "payload_hash": fingerprint,
+                "occurred_at": _utc(event.occurred_at),
+                "received_at": received_at,
+            },
+        )
     if event_id is None:
         return _replay(session, department, event.source_event_id, fingerprint)
     with registry.deferred_flush(session):
@@ -866,7 +936,11 @@ def publish_events(
     # The history rows, access-log entries, answers, clocks and outbox entries of the whole
     # batch are written at its end, one executemany each (``_Publishing``).
     with _publish_scope(session) as publishing:
-        publishing.prefetch([event for event in parsed if isinstance(event, LifeEventBase)])
+        valid = [event for event in parsed if isinstance(event, LifeEventBase)]
+        publishing.prefetch(valid)
+        fast = _publish_together(session, actor, parsed, valid, catalogue)
+        if fast is not None:
+            return fast
         log = publishing.log
         for index, event in enumerate(parsed):
             if isinstance(event, CitygridError):  # malformed: it wrote nothing
@@ -884,6 +958,46 @@ def publish_events(
                 continue
             results.append(BatchItem(index, outcome.status_code, outcome.body, outcome.replayed))
     return results
+
+
+def _publish_together(
+    session: Session,
+    actor: Actor,
+    parsed: Sequence[LifeEventBase | CitygridError],
+    valid: Sequence[LifeEventBase],
+    catalogue: Catalogue,
+) -> list[BatchItem] | None:
+    """The batch's answers, published in one savepoint with its keys claimed in one
+    statement; None, with nothing of it left, when an event was refused: the caller then
+    publishes the events one savepoint each, so that the refused ones change nothing and the
+    others apply (a savepoint per event costs more than the event's own writes; refusals are
+    rare)."""
+    if len(valid) < 2 or len(valid) < len(parsed):
+        return None
+    department = _publisher(actor)
+    if any(
+        (spec := catalogue.event_type(event.type)) is None  # type: ignore[attr-defined]
+        or spec.owner != department
+        for event in valid
+    ):
+        return None
+    publishing = _publishing(session)
+    log = publishing.log
+    mark, log_mark = publishing.checkpoint(), log.mark()
+    try:
+        with session.begin_nested():
+            publishing.claim_keys(actor, department, valid)
+            outcomes = [_publish(session, actor, event, catalogue) for event in valid]
+    except CitygridError:
+        publishing.restore(mark)
+        log.drop_after(log_mark)
+        return None
+    finally:
+        publishing.claims = None
+    return [
+        BatchItem(index, outcome.status_code, outcome.body, outcome.replayed)
+        for index, outcome in enumerate(outcomes)
+    ]
 
 
 def _key_reused() -> Conflict:

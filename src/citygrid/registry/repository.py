@@ -828,6 +828,33 @@ def open_residences(session: Session, *, person_id: int) -> list[Residence]:
     return list(session.scalars(statement))
 
 
+def open_residences_of(
+    session: Session, *, person_ids: Sequence[int]
+) -> dict[int, list[Residence]]:
+    """``{person id: residences without an end, oldest first}`` of these persons (every one
+    of them a key, an empty list for none)."""
+    found: dict[int, list[Residence]] = {person_id: [] for person_id in person_ids}
+    for start in range(0, len(person_ids), _IN_CHUNK):
+        chunk = list(person_ids[start : start + _IN_CHUNK])
+        statement = (
+            select(Residence)
+            .where(Residence.person_id.in_(chunk), Residence.until.is_(None))
+            .order_by(Residence.since, Residence.id)
+        )
+        for residence in session.scalars(statement):
+            found[residence.person_id].append(residence)
+    return found
+
+
+def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:
+    """The housing units with these ids (missing ones are absent)."""
+    found: list[HousingUnit] = []
+    for start in range(0, len(unit_ids), _IN_CHUNK):
+        chunk = list(unit_ids[start : start + _IN_CHUNK])
+        found.extend(session.scalars(select(HousingUnit).where(HousingUnit.id.in_(chunk))))
+    return found
+
+
 def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, str]:
     """``{unit id: grid code}`` of the housing units that exist among ``unit_ids``."""
     units = HousingUnit.__table__

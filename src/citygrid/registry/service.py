@@ -1084,6 +1084,18 @@ def current_residences(session: Session, *, person_id: int) -> list[Residence]:
     return repository.open_residences(session, person_id=person_id)
 
 
+def current_residences_of(
+    session: Session, *, person_ids: Sequence[int]
+) -> dict[int, list[Residence]]:
+    """``{person id: residences that have not ended, oldest first}`` of many persons."""
+    return repository.open_residences_of(session, person_ids=person_ids)
+
+
+def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:
+    """The housing units with these ids (missing ones are absent)."""
+    return repository.housing_units(session, unit_ids=unit_ids)
+
+
 def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, str]:
     """``{unit id: grid code}`` of the housing units that exist among ``unit_ids``."""
     return repository.unit_grid_codes(session, unit_ids=unit_ids)
