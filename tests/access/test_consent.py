@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from citygrid.access import consent
 from citygrid.access.models import Consent
 from citygrid.cli import app as cli
 from citygrid.kit import i18n
+from citygrid.kit.clock import local_today
 from citygrid.kit.db import dispose_engines, unit_of_work
 from citygrid.kit.errors import Conflict, NotFound, ValidationFailed
 from citygrid.kit.migrate import upgrade
@@ -29,7 +30,7 @@ from tests.access.gateway_factories import (  # noqa: F401 - registry_fields_onl
     registry_fields_only,
 )
 
-TODAY = date.today()
+TODAY = local_today()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from citygrid.access import consent, gateway
 from citygrid.access.policy import POLICY_PATH, Policy
 from citygrid.kit import i18n
+from citygrid.kit.clock import local_today
 from citygrid.kit.errors import CitygridError, ValidationFailed
 from citygrid.registry.models import Person
 from tests.access.gateway_factories import (  # noqa: F401 - registry_fields_only is a fixture
@@ -286,8 +287,8 @@ def _grant(session: Session, world: World, **overrides: Any) -> consent.ConsentR
         "requester_department": "civil-affairs",
         "purpose": "allowance-review",
         "field_classes": ["identity", "contact"],
-        "valid_from": date.today() - timedelta(days=1),
-        "valid_until": date.today() + timedelta(days=30),
+        "valid_from": local_today() - timedelta(days=1),
+        "valid_until": local_today() + timedelta(days=30),
         "obtained_via": "paper",
     }
     return consent.grant_consent(session, CLERK, **(values | overrides))
@@ -343,13 +344,13 @@ def test_revoked_and_expired_consents_no_longer_count(db_session: Session, world
     _grant(
         db_session,
         world,
-        valid_from=date.today() - timedelta(days=60),
-        valid_until=date.today() - timedelta(days=1),
+        valid_from=local_today() - timedelta(days=60),
+        valid_until=local_today() - timedelta(days=1),
     )
     with pytest.raises(CitygridError) as expired:
         _read_for_allowance(db_session, world)
 
-    _grant(db_session, world, valid_from=date.today() + timedelta(days=1))
+    _grant(db_session, world, valid_from=local_today() + timedelta(days=1))
     with pytest.raises(CitygridError) as not_yet:
         _read_for_allowance(db_session, world)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from citygrid.access import consent, persons_api
 from citygrid.access.policy import default_policy
 from citygrid.app import create_app
 from citygrid.audit import service as audit_service
+from citygrid.kit.clock import local_today
 from citygrid.kit.db import dispose_engines, unit_of_work
 from citygrid.kit.migrate import upgrade
 from citygrid.kit.settings import Settings
@@ -216,8 +217,8 @@ def test_consent_decides_what_a_consent_based_purpose_may_read(
         requester_department="civil-affairs",
         purpose="allowance-review",
         field_classes=["identity", "contact", "household_registration", "marital"],
-        valid_from=date.today(),
-        valid_until=date.today() + timedelta(days=30),
+        valid_from=local_today(),
+        valid_until=local_today() + timedelta(days=30),
         obtained_via="paper",
     )
     with_consent = client.get(path, params=params)

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from citygrid.cases import service, tasks
-from citygrid.cases.calendar import CHINA_STANDARD_TIME
 from citygrid.cases.models import Action, Case, CaseTransition
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 from citygrid.kit.errors import Conflict, Forbidden
 from citygrid.kit.settings import Settings
 from citygrid.kit.worker import TASK_MODULES

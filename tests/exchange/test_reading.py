@@ -5,7 +5,7 @@ entry in the access log for every answer, refusals included."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from citygrid.access import consent
 from citygrid.audit.models import AuditEntry
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import local_today
 from tests.exchange.story import (
     CLERK,
     GRID,
@@ -88,7 +89,7 @@ def test_a_consent_purpose_needs_the_resident_s_consent(
         requester_department="civil-affairs",
         purpose="allowance-review",
         field_classes=["allowance"],
-        valid_from=date.today() - timedelta(days=1),
+        valid_from=local_today() - timedelta(days=1),
         valid_until=None,
         obtained_via="paper",
     )

@@ -24,6 +24,7 @@ from citygrid.access.models import Consent, ConsentStatus
 from citygrid.access.policy import LegalBasis, default_policy
 from citygrid.audit import service as audit
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import local_today
 from citygrid.kit.errors import Conflict, NotFound, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.kit.models import utcnow
@@ -195,7 +196,7 @@ def grant_consent(
     session.flush()
     _audit(session, actor, action=ACTION_GRANTED, consent=consent, person_ref=person_ref)
     session.flush()
-    return _read(consent, person_ref, date.today())
+    return _read(consent, person_ref, local_today())
 
 
 def revoke_consent(session: Session, actor: Actor, *, consent_id: int) -> ConsentRead:
@@ -213,7 +214,7 @@ def revoke_consent(session: Session, actor: Actor, *, consent_id: int) -> Consen
     session.flush()
     _audit(session, actor, action=ACTION_REVOKED, consent=consent, person_ref=person_ref)
     session.flush()
-    return _read(consent, person_ref, date.today())
+    return _read(consent, person_ref, local_today())
 
 
 def active_consent(
@@ -229,7 +230,7 @@ def active_consent(
     key = registry.person_key(session, ref=person_ref) if len(person_ref) <= 24 else None
     if key is None:
         return None
-    day = on or date.today()
+    day = on or local_today()
     rows = _active_rows(session, [key[0]], requester_department, purpose, day)
     if not rows:
         return None
@@ -259,7 +260,7 @@ def consents_of_person(
 ) -> list[ConsentRead]:
     """Every consent of a person, newest first, with its effective status on ``on``."""
     person_id = _person(session, actor, person_ref)
-    day = on or date.today()
+    day = on or local_today()
     return [_read(consent, person_ref, day) for consent in _consents_of(session, person_id)]
 
 

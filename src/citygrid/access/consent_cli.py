@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import local_today
 from citygrid.kit.errors import CitygridError
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def grant(
 
     url = _open(db)
     try:
-        first = date.fromisoformat(valid_from) if valid_from else date.today()
+        first = date.fromisoformat(valid_from) if valid_from else local_today()
         last = date.fromisoformat(valid_until) if valid_until else first + timedelta(DEFAULT_DAYS)
     except ValueError as exc:
         typer.echo(f"--from/--until: {exc}", err=True)

@@ -44,6 +44,7 @@ from citygrid.access.policy import Grant, LegalBasis, Level, Policy, PolicyError
 from citygrid.access.policy import default_policy as _default_policy
 from citygrid.audit import service as audit
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import local_today
 from citygrid.kit.errors import BadRequest, CitygridError, Forbidden, NotFound, ValidationFailed
 from citygrid.kit.i18n import _
 from citygrid.registry import repository as registry
@@ -705,7 +706,7 @@ def _covered(
         person_ids=person_ids,
         requester_department=consent_store.requester_of(actor),
         purpose=view.purpose.code,
-        on=date.today(),
+        on=local_today(),
     )
 
 
@@ -868,7 +869,7 @@ def list_persons(
         household_id=household_id,
         equals=equals,
     )
-    today = date.today()
+    today = local_today()
     rows = registry.scoped_person_rows(
         session,
         criteria,
@@ -949,7 +950,7 @@ def persons_by_refs(
             session,
             criteria,
             columns=_columns(view, wanted, False),
-            today=date.today(),
+            today=local_today(),
             limit=len(wanted_refs),
         )
     covered = _covered(session, actor, view, [row[0] for row in rows])
@@ -992,7 +993,7 @@ def _one_person(
     if well_formed:
         criteria = registry.PersonCriteria(scopes=_scopes(actor), ref=person_ref)
         rows = registry.scoped_person_rows(
-            session, criteria, columns=columns, today=date.today(), limit=1
+            session, criteria, columns=columns, today=local_today(), limit=1
         )
         row = rows[0] if rows else None
     if row is None:
@@ -1144,7 +1145,7 @@ def search_persons(
         criteria = registry.PersonCriteria(
             scopes=_scopes(actor), name=name, name_prefix=name_prefix, id_number=id_number
         )
-        today = date.today()
+        today = local_today()
         rows = registry.scoped_person_rows(
             session, criteria, columns=_columns(view, None, False), today=today, limit=limit
         )
@@ -1591,7 +1592,7 @@ def notification_views(
             if item is not None:
                 columns[item.source_column] = None
     row = registry.person_columns(
-        session, person_id=person_id, columns=tuple(columns), today=date.today()
+        session, person_id=person_id, columns=tuple(columns), today=local_today()
     )
     if row is None:
         return answers

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
@@ -23,6 +22,7 @@ from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.access.policy import Purpose
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import local_today
 from citygrid.kit.errors import CitygridError, NotFound
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.web import SessionDep, render
@@ -174,7 +174,7 @@ class BuildingEntry:
 def _buildings(session: Session, grid_code: str) -> list[BuildingEntry]:
     return [
         BuildingEntry(*row)
-        for row in registry.buildings_of_grid(session, grid_code=grid_code, today=date.today())
+        for row in registry.buildings_of_grid(session, grid_code=grid_code, today=local_today())
     ]
 
 

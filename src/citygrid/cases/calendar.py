@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 import chinese_calendar
 
+from citygrid.kit.clock import CHINA_STANDARD_TIME
+
 logger = logging.getLogger("citygrid.cases.calendar")
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
-"""The calendar's zone: fixed UTC+8 (no DST since 1991, so no tz database needed)."""
 
 WORK_PERIODS: tuple[tuple[time, time], ...] = (
     (time(8, 30), time(12, 0)),

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from citygrid.access.models import Role
 from citygrid.cases import evaluation_repository as repository
-from citygrid.cases.calendar import CHINA_STANDARD_TIME
 from citygrid.cases.departments import department_label
 from citygrid.cases.evaluation_schemas import EvaluationRead, EvaluationRow, GroupBy
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 from citygrid.kit.errors import ValidationFailed
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow

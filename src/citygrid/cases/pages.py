@@ -30,7 +30,6 @@ from citygrid.access.models import Role
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.cases import intake, service
 from citygrid.cases.api import WriteSessionDep
-from citygrid.cases.calendar import CHINA_STANDARD_TIME
 from citygrid.cases.catalogue import Category, load_catalogue
 from citygrid.cases.forms import FORM_TYPES, Submission, form_fields
 from citygrid.cases.intake_pages import PageSubmission, page_submission
@@ -43,6 +42,7 @@ from citygrid.cases.schemas import (
     TransitionCreate,
 )
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 from citygrid.kit.errors import CitygridError, Forbidden, ValidationFailed
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from citygrid.access.persons_api import begin_audited_read
 from citygrid.demo import repository, vocabulary
 from citygrid.exchange import service as exchange
-from citygrid.exchange.events import CHINA_STANDARD_TIME
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.models import utcnow
 from citygrid.registry import service as registry

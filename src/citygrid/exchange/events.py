@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,12 +23,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from citygrid.kit.clock import local_date
 from citygrid.kit.errors import ValidationFailed
 from citygrid.registry.idnumber import IdNumberError, UsccError, parse_id_number
 from citygrid.registry.models import MaritalStatus, ResidenceKind, Sex
@@ -39,9 +41,6 @@ from citygrid.registry.schemas import (
     check_person_name,
 )
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
-"""Dates of events are local dates in China (UTC+8 all year)."""
-
 # Clocks of department systems drift; an event a little in the future is still believable.
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -49,11 +48,6 @@ SourceEventId = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$", examples=["PS-2026-000123"])
 ]
 UnitId = Annotated[int, Field(ge=1, description="A housing unit id of the registry")]
-
-
-def local_date(moment: datetime) -> date:
-    """The date of a moment in China Standard Time."""
-    return moment.astimezone(CHINA_STANDARD_TIME).date()
 
 
 class LifeEventBase(BaseModel):
@@ -66,6 +60,7 @@ class LifeEventBase(BaseModel):
     id_number: str = Field(description="The subject's resident ID number (18 characters)")
 
     _id_number = field_validator("id_number")(check_id_number)
+    _fingerprint: str | None = PrivateAttr(default=None)
 
     @field_validator("occurred_at")
     @classmethod
@@ -89,11 +84,17 @@ class LifeEventBase(BaseModel):
         )
 
     def fingerprint(self) -> str:
-        """SHA-256 of the event's canonical JSON: the same key with other content is refused."""
-        document = self.model_dump(mode="json")
-        document["occurred_at"] = self.occurred_at.astimezone(UTC).isoformat()
-        encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(encoded.encode()).hexdigest()
+        """SHA-256 of the event's canonical JSON: the same key with other content is refused.
+        Computed once (a batch claims its keys first and checks them again as it applies);
+        events are not changed after parsing."""
+        if self._fingerprint is None:
+            document = self.model_dump(mode="json")
+            document["occurred_at"] = self.occurred_at.astimezone(UTC).isoformat()
+            encoded = json.dumps(
+                document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+            self._fingerprint = hashlib.sha256(encoded.encode()).hexdigest()
+        return self._fingerprint
 
 
 # Fields that identify a person: kept out of the event log's ``facts``.

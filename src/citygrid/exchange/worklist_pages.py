@@ -17,9 +17,9 @@ from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.access.persons_pages import field_labels, value_labels
 from citygrid.exchange import worklist
-from citygrid.exchange.events import CHINA_STANDARD_TIME
 from citygrid.exchange.worklist import TaskFilter
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep, render
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
+from citygrid.kit.clock import local_today
+
 __all__ = [
     "USCC_CHARSET",
     "IdNumberError",
@@ -153,7 +155,7 @@ class _Today:
     def get(cls) -> str:
         now = time.time()
         if now >= cls.until:
-            today = date.today()
+            today = local_today()
             cls.text = f"{today:%Y%m%d}"
             cls.until = datetime.combine(today + timedelta(days=1), datetime.min.time()).timestamp()
         return cls.text
@@ -204,7 +206,7 @@ def parse_id_number(value: str, *, today: date | None = None) -> ParsedIdNumber:
         raise IdNumberError("birth date is not a real calendar date") from None
     if birth_date < _EARLIEST_BIRTH_DATE:
         raise IdNumberError("birth date is before 1900-01-01")
-    if birth_date > (today if today is not None else date.today()):
+    if birth_date > (today if today is not None else local_today()):
         raise IdNumberError("birth date is in the future")
 
     if check_character(first17) != check:

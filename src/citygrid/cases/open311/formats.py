@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET  # noqa: S405 - we write XML, never pars
 
 from fastapi.responses import Response
 
-from citygrid.cases.calendar import CHINA_STANDARD_TIME
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 
 FORMATS = ("json", "xml")
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'

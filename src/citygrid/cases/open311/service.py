@@ -31,7 +31,6 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from citygrid.cases import service as cases
-from citygrid.cases.calendar import CHINA_STANDARD_TIME
 from citygrid.cases.catalogue import Category
 from citygrid.cases.models import DEADLINE_STATES, Case, CaseSource, CaseState, Priority
 from citygrid.cases.open311 import repository
@@ -49,6 +48,7 @@ from citygrid.cases.open311.models import Open311Key
 from citygrid.cases.schemas import DESCRIPTION_MAX, CaseCreate, ReporterContact
 from citygrid.exchange.catalogue import default_catalogue
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME
 from citygrid.kit.errors import BadRequest, CitygridError, Forbidden, NotFound, ValidationFailed
 from citygrid.kit.i18n import _, localised, ngettext_
 from citygrid.kit.models import utcnow
