@@ -570,6 +570,42 @@ def marital_record_of(session: Session, *, person_id: int) -> MaritalRecord | No
     return session.scalars(statement).first()
 
 
+def marital_records_of(session: Session, *, person_ids: Sequence[int]) -> list[MaritalRecord]:
+    """The marital records of these persons (those who have one)."""
+    found: list[MaritalRecord] = []
+    for start in range(0, len(person_ids), _IN_CHUNK):
+        chunk = list(person_ids[start : start + _IN_CHUNK])
+        found.extend(
+            session.scalars(select(MaritalRecord).where(MaritalRecord.person_id.in_(chunk)))
+        )
+    return found
+
+
+def tenancies_of_pairs(
+    session: Session, *, pairs: Sequence[tuple[int, int]]
+) -> list[TenancyRecord]:
+    """Every tenancy, of any status, of these ``(person id, unit id)`` pairs, oldest first."""
+    wanted = set(pairs)
+    found: list[TenancyRecord] = []
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        chunk = ordered[start : start + _IN_CHUNK]
+        statement = (
+            select(TenancyRecord)
+            .where(
+                TenancyRecord.person_id.in_({person_id for person_id, _unit in chunk}),
+                TenancyRecord.unit_id.in_({unit_id for _person, unit_id in chunk}),
+            )
+            .order_by(TenancyRecord.since, TenancyRecord.id)
+        )
+        found.extend(
+            tenancy
+            for tenancy in session.scalars(statement)
+            if (tenancy.person_id, tenancy.unit_id) in wanted
+        )
+    return found
+
+
 def active_tenancies(
     session: Session, *, person_id: int, unit_id: int | None = None
 ) -> list[TenancyRecord]:

@@ -44,7 +44,6 @@ from citygrid.audit import service as audit
 from citygrid.exchange import outbox, repository, sources
 from citygrid.exchange.catalogue import Catalogue, DatasetSpec, default_catalogue
 from citygrid.exchange.events import (
-    CHINA_STANDARD_TIME,
     BirthEvent,
     DeathEvent,
     LifeEventBase,
@@ -53,7 +52,6 @@ from citygrid.exchange.events import (
     MoveOutEvent,
     TenancyEndedEvent,
     TenancyStartedEvent,
-    local_date,
     parse_event,
 )
 from citygrid.exchange.models import (
@@ -85,6 +83,7 @@ from citygrid.exchange.schemas import (
     TaskRead,
 )
 from citygrid.kit.actor import Actor
+from citygrid.kit.clock import CHINA_STANDARD_TIME, local_date, local_today
 from citygrid.kit.errors import CitygridError, Conflict, Forbidden, NotFound, ValidationFailed
 from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow
@@ -94,7 +93,6 @@ from citygrid.registry.models import (
     LifeStatus,
     MaritalStatus,
     Person,
-    Residence,
     ResidenceKind,
 )
 from citygrid.registry.schemas import parse, validation_failed
@@ -287,8 +285,11 @@ class _Publishing:
         self.persons: dict[str, Person] = {}
         self.units: dict[int, str | None] = {}
         # person id -> the residences that have not ended, kept current by the batch's moves
-        self.residences: dict[int, list[Residence]] = {}
+        self.residences: dict[int, list[registry.ResidenceRow]] = {}
         self.loaded_units: list[HousingUnit] = []
+        # person id -> marital record (None: none yet); (person id, unit id) -> tenancies
+        self.marital: dict[int, MaritalRecord | None] = {}
+        self.tenancies: dict[tuple[int, int], list[TenancyRecord]] = {}
         self.clocks: dict[int, dict[str, str]] = {}
         self.dirty_clocks: set[int] = set()
         self.regrid: dict[int, str] = {}
@@ -323,7 +324,8 @@ class _Publishing:
         ):
             self.persons[person.id_number] = person
         if any(isinstance(event, _RESIDENCE_EVENTS) for event in events):
-            self.residences.update(registry.current_residences_of(session, person_ids=person_ids))
+            self.residences.update(registry.current_residence_rows(session, person_ids=person_ids))
+        self._prefetch_held(events, keys)
         unit_ids = sorted(
             {unit_id for event in events if (unit_id := getattr(event, "unit_id", None))}
         )
@@ -362,17 +364,59 @@ class _Publishing:
         self.clocks[person.id] = {**self.clocks[person.id], aspect: moment}
         self.dirty_clocks.add(person.id)
 
-    def current_residences(self, person: Person) -> list[Residence]:
+    def _prefetch_held(
+        self, events: Sequence[LifeEventBase], keys: Mapping[str, registry.PersonKey]
+    ) -> None:
+        """Read the marital records and tenancies the batch's events change."""
+        married = sorted(
+            {
+                keys[event.id_number].id
+                for event in events
+                if isinstance(event, MarriageStatusChangedEvent) and event.id_number in keys
+            }
+        )
+        if married:
+            self.marital.update(dict.fromkeys(married))
+            for record in repository.marital_records_of(self.session, person_ids=married):
+                self.marital[record.person_id] = record
+        pairs = sorted(
+            {
+                (keys[event.id_number].id, event.unit_id)
+                for event in events
+                if isinstance(event, TenancyStartedEvent | TenancyEndedEvent)
+                and event.id_number in keys
+            }
+        )
+        if pairs:
+            self.tenancies.update({pair: [] for pair in pairs})
+            for tenancy in repository.tenancies_of_pairs(self.session, pairs=pairs):
+                self.tenancies[(tenancy.person_id, tenancy.unit_id)].append(tenancy)
+
+    def marital_record(self, person: Person) -> MaritalRecord | None:
+        """The person's marital record, as this publish left it."""
+        if person.id not in self.marital:
+            self.marital[person.id] = repository.marital_record_of(
+                self.session, person_id=person.id
+            )
+        return self.marital[person.id]
+
+    def tenancies_at(self, person: Person, unit_id: int) -> list[TenancyRecord]:
+        """Every tenancy of the person in the unit, oldest first, as this publish left them."""
+        key = (person.id, unit_id)
+        if key not in self.tenancies:
+            self.tenancies[key] = repository.tenancies_of_pairs(self.session, pairs=[key])
+        return self.tenancies[key]
+
+    def current_residences(self, person: Person) -> list[registry.ResidenceRow]:
         """The person's residences that have not ended, oldest first (as this publish left
         them)."""
         residences = self.residences.get(person.id)
         if residences is None:
-            residences = self.residences[person.id] = registry.current_residences(
-                self.session, person_id=person.id
-            )
+            found = registry.current_residence_rows(self.session, person_ids=[person.id])
+            residences = self.residences[person.id] = found[person.id]
         return residences
 
-    def set_residences(self, person: Person, residences: list[Residence]) -> None:
+    def set_residences(self, person: Person, residences: list[registry.ResidenceRow]) -> None:
         """What the person's residences that have not ended are now (a new list: a
         ``checkpoint`` holds the old one)."""
         self.residences[person.id] = residences
@@ -411,6 +455,8 @@ class _Publishing:
             dict(self.answers),
             dict(self.persons),
             dict(self.residences),
+            dict(self.marital),
+            dict(self.tenancies),
             dict(self.clocks),
             set(self.dirty_clocks),
             dict(self.regrid),
@@ -420,8 +466,9 @@ class _Publishing:
 
     def restore(self, mark: tuple[Any, ...]) -> None:
         """Forget what an event rolled back with its savepoint left here."""
-        answers, persons, residences, clocks, dirty, regrid, finished, messages = mark
-        self.answers = answers
+        answers, persons, residences, marital, tenancies, *rest = mark
+        clocks, dirty, regrid, finished, messages = rest
+        self.answers, self.marital, self.tenancies = answers, marital, tenancies
         self.persons, self.residences, self.clocks = persons, residences, clocks
         self.dirty_clocks, self.regrid = dirty, regrid
         del self.finished[finished:]
@@ -538,10 +585,15 @@ def _apply_death(session: Session, actor: Actor, event: DeathEvent, event_id: in
             data={"household_id": None, "relation_to_head": None},
         )
     publishing = _publishing(session)
-    for residence in publishing.current_residences(person):
-        registry.end_residence(
-            session, actor, residence_id=residence.id, until=max(died_on, residence.since)
-        )
+    registry.end_residences(
+        session,
+        actor,
+        person=person,
+        ends=[
+            (residence, max(died_on, residence.since))
+            for residence in publishing.current_residences(person)
+        ],
+    )
     publishing.set_residences(person, [])
     message = _message(
         event,
@@ -601,14 +653,12 @@ def _leave_other_grid(
     facts: dict[str, Any] = {"left_household_id": None, "was_head": False}
     if grid_code == person.grid_code:
         return facts
-    changes: dict[str, Any] = {"grid_code": grid_code}
     if person.household_id is not None:
         facts = {
             "left_household_id": person.household_id,
             "was_head": person.relation_to_head == "head",
         }
-        changes |= {"household_id": None, "relation_to_head": None}
-    registry.update_person(session, actor, person_id=person.id, data=changes)
+    registry.move_person_to_grid(session, actor, person=person, grid_code=grid_code)
     # The person's dataset rows and open tasks follow, when the publish ends.
     _publishing(session).regrid[person.id] = grid_code
     return facts
@@ -629,14 +679,20 @@ def _apply_move_in(session: Session, actor: Actor, event: MoveInEvent, event_id:
     if any(residence.unit_id == event.unit_id for residence in same_kind):
         return _Outcome(person, applied=False, reason=NO_CHANGE)
     day = event.occurred_on
-    for residence in same_kind:
-        registry.end_residence(
-            session, actor, residence_id=residence.id, until=max(day, residence.since)
-        )
-    residence = registry.create_residence(
+    registry.end_residences(
         session,
         actor,
-        data={"person_id": person.id, "unit_id": event.unit_id, "kind": kind, "since": day},
+        person=person,
+        ends=[(residence, max(day, residence.since)) for residence in same_kind],
+    )
+    residence = registry.open_residence(
+        session,
+        actor,
+        person=person,
+        unit_id=event.unit_id,
+        grid_code=unit_grid,
+        kind=kind,
+        since=day,
     )
     publishing.set_residences(
         person, [held for held in current if held.kind is not kind] + [residence]
@@ -676,8 +732,9 @@ def _apply_move_out(session: Session, actor: Actor, event: MoveOutEvent, event_i
     ]
     if not closing:
         return _Outcome(person, applied=False, reason=NO_OPEN_RESIDENCE)
-    for residence in closing:
-        registry.end_residence(session, actor, residence_id=residence.id, until=day)
+    registry.end_residences(
+        session, actor, person=person, ends=[(residence, day) for residence in closing]
+    )
     publishing.set_residences(person, [held for held in current if held not in closing])
     subject.advance("residence", event)
     message = _message(
@@ -700,17 +757,18 @@ def _apply_marriage(
     if reason is not None:
         return _Outcome(person, applied=False, reason=reason)
     day = event.occurred_on
-    record = repository.marital_record_of(session, person_id=person.id)
+    publishing = _publishing(session)
+    record = publishing.marital_record(person)
     if record is None:
-        session.add(
-            MaritalRecord(
-                person_id=person.id,
-                grid_code=person.grid_code,
-                marital_status=event.marital_status,
-                since=day,
-                changed_by=actor.name,
-            )
+        record = MaritalRecord(
+            person_id=person.id,
+            grid_code=person.grid_code,
+            marital_status=event.marital_status,
+            since=day,
+            changed_by=actor.name,
         )
+        session.add(record)
+        publishing.marital[person.id] = record
     else:
         record.marital_status = event.marital_status
         record.since = day
@@ -732,9 +790,9 @@ def _apply_tenancy_started(
     if reason is not None:
         return _Outcome(person, applied=False, reason=reason)
     day = event.occurred_on
-    existing = repository.tenancy_by_key(
-        session, person_id=person.id, unit_id=event.unit_id, since=day
-    )
+    publishing = _publishing(session)
+    held = publishing.tenancies_at(person, event.unit_id)
+    existing = next((tenancy for tenancy in held if tenancy.since == day), None)
     if existing is not None and existing.status is TenancyStatus.ACTIVE:
         return _Outcome(person, applied=False, reason=NO_CHANGE)
     if existing is None:
@@ -748,6 +806,10 @@ def _apply_tenancy_started(
             changed_by=actor.name,
         )
         session.add(tenancy)
+        # A new list: a ``checkpoint`` holds the old one.
+        publishing.tenancies[(person.id, event.unit_id)] = sorted(
+            [*held, tenancy], key=lambda held_tenancy: held_tenancy.since
+        )
     else:
         tenancy = existing
         tenancy.until, tenancy.status, tenancy.changed_by = (
@@ -774,10 +836,8 @@ def _apply_tenancy_ended(
     day = event.occurred_on
     ending = [
         tenancy
-        for tenancy in repository.active_tenancies(
-            session, person_id=person.id, unit_id=event.unit_id
-        )
-        if tenancy.since <= day
+        for tenancy in _publishing(session).tenancies_at(person, event.unit_id)
+        if tenancy.status is TenancyStatus.ACTIVE and tenancy.since <= day
     ]
     if not ending:
         return _Outcome(person, applied=False, reason=NO_ACTIVE_TENANCY)
@@ -1587,7 +1647,7 @@ def read_records(
             person_ids=[person_id],
             requester_department=consent_store.requester_of(actor),
             purpose=code,
-            on=date.today(),
+            on=local_today(),
         ).get(person_id, frozenset())
         missing = [name for name in classes if name not in covered]
         if missing:

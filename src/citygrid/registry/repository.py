@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from typing import cast as typing_cast
 
 from sqlalchemy import (
@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     type_coerce,
     union_all,
+    update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -47,6 +48,7 @@ from citygrid.registry.models import (
     Person,
     RegistryChange,
     Residence,
+    ResidenceKind,
 )
 from citygrid.registry.schemas import ComponentClassIn
 
@@ -828,22 +830,65 @@ def open_residences(session: Session, *, person_id: int) -> list[Residence]:
     return list(session.scalars(statement))
 
 
-def open_residences_of(
+class ResidenceRow(NamedTuple):
+    """A residence as a plain row (the exchange's moves write residences with Core)."""
+
+    id: int
+    person_id: int
+    unit_id: int
+    grid_code: str
+    kind: ResidenceKind
+    since: date
+    until: date | None
+
+
+_RESIDENCES = typing_cast(Table, Residence.__table__)
+_RESIDENCE_ROW = select(
+    _RESIDENCES.c.id,
+    _RESIDENCES.c.person_id,
+    _RESIDENCES.c.unit_id,
+    _RESIDENCES.c.grid_code,
+    _RESIDENCES.c.kind,
+    _RESIDENCES.c.since,
+    _RESIDENCES.c.until,
+).order_by(_RESIDENCES.c.since, _RESIDENCES.c.id)
+
+
+def open_residence_rows(
     session: Session, *, person_ids: Sequence[int]
-) -> dict[int, list[Residence]]:
-    """``{person id: residences without an end, oldest first}`` of these persons (every one
-    of them a key, an empty list for none)."""
-    found: dict[int, list[Residence]] = {person_id: [] for person_id in person_ids}
+) -> dict[int, list[ResidenceRow]]:
+    """``{person id: residences without an end, oldest first}`` of these persons (each of
+    them a key; an empty list for none)."""
+    found: dict[int, list[ResidenceRow]] = {person_id: [] for person_id in person_ids}
     for start in range(0, len(person_ids), _IN_CHUNK):
         chunk = list(person_ids[start : start + _IN_CHUNK])
-        statement = (
-            select(Residence)
-            .where(Residence.person_id.in_(chunk), Residence.until.is_(None))
-            .order_by(Residence.since, Residence.id)
+        statement = _RESIDENCE_ROW.where(
+            _RESIDENCES.c.person_id.in_(chunk), _RESIDENCES.c.until.is_(None)
         )
-        for residence in session.scalars(statement):
-            found[residence.person_id].append(residence)
+        for row in session.execute(statement):
+            found[row.person_id].append(ResidenceRow(*row))
     return found
+
+
+_INSERT_RESIDENCE = insert(_RESIDENCES).returning(_RESIDENCES.c.id)
+_END_RESIDENCE = (
+    update(_RESIDENCES)
+    .where(_RESIDENCES.c.id == bindparam("residence_id"))
+    .values(until=bindparam("new_until"), updated_at=bindparam("moment"))
+)
+
+
+def insert_residence(session: Session, values: dict[str, Any]) -> int:
+    """Insert a residence (Core); its id."""
+    residence_id: int = session.execute(_INSERT_RESIDENCE, values).scalar_one()
+    return residence_id
+
+
+def end_residence_rows(session: Session, ends: Sequence[dict[str, Any]]) -> None:
+    """Set ``until`` of residences: ``{"residence_id", "new_until", "moment"}`` each (one
+    executemany)."""
+    if ends:
+        session.execute(_END_RESIDENCE, list(ends))
 
 
 def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:

@@ -197,10 +197,39 @@ def _record(
     after: dict[str, Any] | None,
     note: str | None = None,
 ) -> None:
+    _history(
+        session,
+        actor,
+        model=type(row),
+        row_id=row.id,  # type: ignore[attr-defined]
+        grid_code=row.grid_code,  # type: ignore[attr-defined]
+        action=action,
+        before=before,
+        after=after,
+        note=note,
+    )
+    _audit_write(
+        session, actor, row, action=action, columns=_written_columns(action, before, after)
+    )
+
+
+def _history(
+    session: Session,
+    actor: Actor,
+    *,
+    model: type[Base],
+    row_id: int,
+    grid_code: str,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    note: str | None = None,
+) -> None:
+    """The history row of a write (held in the write log when one is open)."""
     change = {
-        "entity": ENTITY_NAMES[type(row)],
-        "entity_id": row.id,  # type: ignore[attr-defined]
-        "grid_code": row.grid_code,  # type: ignore[attr-defined]
+        "entity": ENTITY_NAMES[model],
+        "entity_id": row_id,
+        "grid_code": grid_code,
         "action": action,
         "actor": actor.name,
         "before": before,
@@ -212,10 +241,14 @@ def _record(
         log.changes.append(change | {"changed_at": utcnow()})
     else:
         session.add(RegistryChange(**change))
+
+
+def _written_columns(
+    action: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> list[str]:
+    """A created or deleted row names the fields it holds; an update the fields it changed."""
     values = after if after is not None else before or {}
-    # A created or deleted row names the fields it holds; an update the fields it changed.
-    columns = [key for key, value in values.items() if value is not None or action == "update"]
-    _audit_write(session, actor, row, action=action, columns=columns)
+    return [key for key, value in values.items() if value is not None or action == "update"]
 
 
 # Writes of personal data go to the access log too, in the same transaction (DESIGN.md,
@@ -249,13 +282,41 @@ def _audit_write(
         found = {class_of.get(c) or _PERSON_COLUMN_CLASSES.get(c) for c in columns}
         classes = {name for name in found if name is not None}
     elif isinstance(row, Residence):
-        # The resident is usually loaded already (the exchange's moves): no query then.
         resident = session.get(Person, row.person_id)
         subjects = [resident.ref] if resident is not None else []
-        classes = {"contact", "tenancy"} if row.kind == ResidenceKind.TENANT else {"contact"}
+        classes = _residence_classes(row.kind)
     else:
         subjects = repository.household_member_refs(session, household_id=row_id)
         classes = {"household_registration"}
+    _log_access(
+        session,
+        actor,
+        entity=entity,
+        row_id=row_id,
+        action=action,
+        subjects=subjects,
+        classes=classes,
+        columns=columns,
+    )
+
+
+def _residence_classes(kind: ResidenceKind) -> set[str]:
+    return {"contact", "tenancy"} if kind == ResidenceKind.TENANT else {"contact"}
+
+
+def _log_access(
+    session: Session,
+    actor: Actor,
+    *,
+    entity: str,
+    row_id: int,
+    action: str,
+    subjects: Sequence[str],
+    classes: Iterable[str],
+    columns: Sequence[str],
+) -> None:
+    """The access-log entry of a write of personal data (held in the write log when one is
+    open)."""
     record = audit.record_for(
         actor,
         action=f"{entity}_{_WRITE_ACTIONS[action]}",
@@ -704,6 +765,18 @@ def update_person(
     return _apply(session, actor, person, changes)
 
 
+def move_person_to_grid(session: Session, actor: Actor, *, person: Person, grid_code: str) -> None:
+    """The person now lives in another grid (a move into a housing unit there: its grid is
+    one): they take its code and leave their household, which lies in its members' grid.
+    ``update_person`` with only the checks such a change can fail, which are none."""
+    if grid_code == person.grid_code:
+        return
+    changes: dict[str, Any] = {"grid_code": grid_code}
+    if person.household_id is not None:
+        changes |= {"household_id": None, "relation_to_head": None}
+    _apply(session, actor, person, changes)
+
+
 def delete_person(session: Session, actor: Actor, *, person_id: int) -> None:
     """Delete a person entered by mistake (a death is an update of ``status``)."""
     person = get_person(session, person_id=person_id)
@@ -1084,11 +1157,105 @@ def current_residences(session: Session, *, person_id: int) -> list[Residence]:
     return repository.open_residences(session, person_id=person_id)
 
 
-def current_residences_of(
+ResidenceRow = repository.ResidenceRow
+
+
+def current_residence_rows(
     session: Session, *, person_ids: Sequence[int]
-) -> dict[int, list[Residence]]:
-    """``{person id: residences that have not ended, oldest first}`` of many persons."""
-    return repository.open_residences_of(session, person_ids=person_ids)
+) -> dict[int, list[ResidenceRow]]:
+    """``{person id: residences that have not ended, oldest first}`` of many persons, as
+    plain rows (for ``open_residence`` / ``end_residences``)."""
+    return repository.open_residence_rows(session, person_ids=person_ids)
+
+
+def open_residence(
+    session: Session,
+    actor: Actor,
+    *,
+    person: Person,
+    unit_id: int,
+    grid_code: str,
+    kind: ResidenceKind,
+    since: date,
+) -> ResidenceRow:
+    """Tie the person to a housing unit whose grid the caller has read (``unit_grid_codes``):
+    ``create_residence`` in one statement, for a caller that writes many (the exchange's
+    moves); the same history row and access-log entry. The session holds no object of it."""
+    now = utcnow()
+    residence_id = repository.insert_residence(
+        session,
+        {
+            "person_id": person.id,
+            "unit_id": unit_id,
+            "grid_code": grid_code,
+            "kind": kind,
+            "since": since,
+            "until": None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    row = ResidenceRow(residence_id, person.id, unit_id, grid_code, kind, since, None)
+    after = {key: _jsonable(value) for key, value in row._asdict().items()}
+    _history(
+        session,
+        actor,
+        model=Residence,
+        row_id=residence_id,
+        grid_code=grid_code,
+        action="create",
+        before=None,
+        after=after,
+    )
+    _log_access(
+        session,
+        actor,
+        entity="residence",
+        row_id=residence_id,
+        action="create",
+        subjects=[person.ref],
+        classes=_residence_classes(kind),
+        columns=sorted(_written_columns("create", None, after)),
+    )
+    return row
+
+
+def end_residences(
+    session: Session, actor: Actor, *, person: Person, ends: Sequence[tuple[ResidenceRow, date]]
+) -> None:
+    """End the person's residences, each on its day (``end_residence`` for rows read with
+    ``current_residence_rows``): one statement, the same history rows and access-log
+    entries. A residence that ends where it already ends is left alone."""
+    now = utcnow()
+    writes = []
+    for residence, until in ends:
+        if residence.until == until:
+            continue
+        if until < residence.since:
+            raise ValidationFailed.one("until", _("before the start of the residence"))
+        writes.append({"residence_id": residence.id, "new_until": until, "moment": now})
+        before, after = {"until": _jsonable(residence.until)}, {"until": _jsonable(until)}
+        _history(
+            session,
+            actor,
+            model=Residence,
+            row_id=residence.id,
+            grid_code=residence.grid_code,
+            action="update",
+            before=before,
+            after=after,
+        )
+        _log_access(
+            session,
+            actor,
+            entity="residence",
+            row_id=residence.id,
+            action="update",
+            subjects=[person.ref],
+            classes=_residence_classes(residence.kind),
+            columns=["until"],
+        )
+    repository.end_residence_rows(session, writes)
 
 
 def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:
