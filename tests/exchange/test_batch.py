@@ -12,20 +12,23 @@ from sqlalchemy.orm import Session
 
 from citygrid.audit.models import AuditEntry
 from citygrid.exchange import outbox
-from citygrid.exchange.models import LifeEventRecord, OutboxEntry
+from citygrid.exchange.models import LifeEventRecord, MaritalRecord, OutboxEntry, TenancyStatus
 from citygrid.kit.actor import Actor
 from citygrid.registry.idnumber import make_id_number
 from citygrid.registry.models import LifeStatus, Person, RegistryChange
 from tests.exchange.story import (
+    FAMILY_PLANNING,
     GRID,
     OTHER_GRID,
     PUBLIC_SECURITY,
+    RENTAL_HOUSING,
     event,
     family,
     flat,
     residences,
     snapshot,
     tasks,
+    tenancies,
 )
 
 BATCH = "/api/v1/exchange/events/batch"
@@ -237,3 +240,109 @@ def test_a_batch_keeps_the_history_and_the_access_log_of_every_write_it_made(
     assert logged[len(head_before[1]) :].count("person_updated") == 2
     assert "residence_updated" in logged[len(head_before[1]) :]
     assert _writes_about(city, home.spouse) == spouse_before
+
+
+def _residence_writes(session: Session, person: Person) -> tuple[list[str], list[str]]:
+    """The history actions of the person's residences and the access-log actions about
+    residences naming the person."""
+    session.flush()
+    ids = [residence.id for residence in residences(session, person)]
+    history = session.scalars(
+        select(RegistryChange.action)
+        .where(RegistryChange.entity == "residence", RegistryChange.entity_id.in_(ids))
+        .order_by(RegistryChange.id)
+    ).all()
+    logged = [
+        entry.action
+        for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        if person.ref in entry.subjects and entry.action.startswith("residence_")
+    ]
+    return list(history), logged
+
+
+def test_a_person_moved_twice_in_one_batch_lives_where_the_last_move_took_them(
+    city: Session, act_as: Callable[[Actor], None], client: TestClient
+) -> None:
+    home = family(city)
+    first = flat(city, GRID, "1501")
+    second = flat(city, OTHER_GRID, "1502")
+    act_as(PUBLIC_SECURITY)
+    history_before, logged_before = _residence_writes(city, home.head)
+    moves = [
+        event("move_in", home.head, unit_id=first.id, occurred_at="2026-04-01T09:00:00+08:00"),
+        event("move_in", home.head, unit_id=second.id, occurred_at="2026-05-01T09:00:00+08:00"),
+    ]
+
+    answer = client.post(BATCH, json={"events": moves}).json()
+
+    assert [r["body"]["applied"] for r in answer["results"]] == [True, True]
+    city.expire_all()
+    held = [(r.unit_id, r.until) for r in residences(city, home.head)]
+    assert held == [
+        (home.home.id, date(2026, 4, 1)),
+        (first.id, date(2026, 5, 1)),
+        (second.id, None),
+    ]
+    assert home.head.grid_code == OTHER_GRID
+    assert home.head.household_id is None  # a household lies in its members' grid
+    # Each residence written has its history row and its access-log entry.
+    history, logged = _residence_writes(city, home.head)
+    written = ["update", "create", "update", "create"]
+    assert history == [*history_before, *written]
+    assert logged == [*logged_before, *(f"residence_{a}d" for a in written)]
+
+
+def test_later_events_of_a_batch_see_what_earlier_ones_did_to_marriages_and_tenancies(
+    city: Session, act_as: Callable[[Actor], None], client: TestClient
+) -> None:
+    home = family(city)
+    rented = flat(city, GRID, "1601")
+    act_as(FAMILY_PLANNING)
+    marriages = [
+        event(
+            "marriage_status_changed",
+            home.spouse,
+            marital_status="divorced",
+            occurred_at="2026-04-01T09:00:00+08:00",
+        ),
+        event(
+            "marriage_status_changed",
+            home.spouse,
+            marital_status="married",
+            occurred_at="2026-05-01T09:00:00+08:00",
+        ),
+    ]
+    answer = client.post(BATCH, json={"events": marriages}).json()
+    assert [r["body"]["applied"] for r in answer["results"]] == [True, True]
+
+    act_as(RENTAL_HOUSING)
+    start = event(
+        "tenancy_started", home.spouse, unit_id=rented.id, occurred_at="2026-04-02T09:00:00+08:00"
+    )
+    tenancy_events = [
+        start,
+        # The same tenancy again (another key): it is active already.
+        start | {"source_event_id": start["source_event_id"] + "-again"},
+        event(
+            "tenancy_ended", home.spouse, unit_id=rented.id, occurred_at="2026-06-30T18:00:00+08:00"
+        ),
+    ]
+    answer = client.post(BATCH, json={"events": tenancy_events}).json()
+
+    assert [(r["body"]["applied"], r["body"]["reason"]) for r in answer["results"]] == [
+        (True, None),
+        (False, "no_change"),
+        (True, None),
+    ]
+    city.expire_all()
+    record = city.scalars(
+        select(MaritalRecord).where(MaritalRecord.person_id == home.spouse.id)
+    ).one()
+    assert (record.marital_status, record.since) == ("married", date(2026, 5, 1))
+    assert home.spouse.marital_status == "married"
+    [tenancy] = [t for t in tenancies(city, home.spouse) if t.unit_id == rented.id]
+    assert (tenancy.since, tenancy.until, tenancy.status) == (
+        date(2026, 4, 2),
+        date(2026, 6, 30),
+        TenancyStatus.ENDED,
+    )

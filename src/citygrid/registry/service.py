@@ -1256,6 +1256,11 @@ def end_residences(
             columns=["until"],
         )
     repository.end_residence_rows(session, writes)
+    # A residence the session holds as an object (loaded by someone else) is read again.
+    for write in writes:
+        held = session.identity_map.get(identity_key(Residence, write["residence_id"]))
+        if held is not None:
+            session.expire(held)
 
 
 def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:
