@@ -266,6 +266,14 @@ def _unknown(field_name: str) -> ValidationFailed:
 _PUBLISHING = "citygrid.exchange.publishing"
 # Events that read a person's current residences: a batch holding any reads them all at once.
 _RESIDENCE_EVENTS = (DeathEvent, MoveInEvent, MoveOutEvent)
+# Events whose appliers read nothing but what a batch reads up front (``prefetch``).
+_PREFETCHED_EVENTS = (
+    MoveInEvent,
+    MoveOutEvent,
+    MarriageStatusChangedEvent,
+    TenancyStartedEvent,
+    TenancyEndedEvent,
+)
 
 
 class _Publishing:
@@ -1045,9 +1053,17 @@ def _publish_together(
     log = publishing.log
     mark, log_mark = publishing.checkpoint(), log.mark()
     try:
-        with session.begin_nested():
+        # The ORM writes of the whole batch are flushed together (one UPDATE executemany per
+        # table and set of columns): every event whose applier reads only what ``prefetch``
+        # read and the batch keeps current needs no flush before it; any other flushes what
+        # came before, so that its queries see it.
+        with session.begin_nested(), registry.deferred_flush(session):
             publishing.claim_keys(actor, department, valid)
-            outcomes = [_publish(session, actor, event, catalogue) for event in valid]
+            outcomes = []
+            for event in valid:
+                if not isinstance(event, _PREFETCHED_EVENTS):
+                    session.flush()
+                outcomes.append(_publish(session, actor, event, catalogue))
     except CitygridError:
         publishing.restore(mark)
         log.drop_after(log_mark)
