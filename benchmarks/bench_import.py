@@ -3,7 +3,7 @@ per row, publication record and checkpoint per batch) on a CSV of pensions for t
 of a demo city, and the ratio to its limit: a raw ``sqlite3`` ``executemany`` of the same rows
 into the same table (no validation, no outbox).
 
-    .venv/bin/python -m benchmarks.bench_import [--residents 200000] [--batch-size 5000]
+    .venv/bin/python -m benchmarks.bench_import [--residents 200000] [--batch-size 10000]
         [--runs 3] [--profile]
 
 The demo city is built into a temporary file (``citygrid build-demo``) and the CSV written
@@ -31,7 +31,7 @@ from contextlib import closing
 from pathlib import Path
 
 from citygrid.demo.builder import build_demo_file
-from citygrid.exchange.importing import ImportRequest, run_import
+from citygrid.exchange.importing import DEFAULT_BATCH, ImportRequest, run_import
 from citygrid.exchange.schemas import PublishMode
 from citygrid.kit import i18n
 from citygrid.kit.db import dispose_engines, get_session_factory
@@ -108,7 +108,7 @@ def main() -> None:
     """Build, generate, import, compare; print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=200_000)
-    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--runs", type=int, default=3, help="pairs of imports (median shown)")
     parser.add_argument("--profile", action="store_true", help="profile the first import")
     args = parser.parse_args()

@@ -502,9 +502,11 @@ def test_rows_read_ahead_reach_the_writer_exactly_as_validated(dataset: str) -> 
 
     validated = service.ROW_SHAPES[dataset].model_validate(records[0]).model_dump()
     assert received.parsed.indexes == parsed.indexes == [0]
-    assert received.parsed.columns == parsed.columns == {
-        name: [value] for name, value in validated.items()
-    }
+    assert (
+        received.parsed.columns
+        == parsed.columns
+        == {name: [value] for name, value in validated.items()}
+    )
     assert [type(values[0]) for values in received.parsed.columns.values()] == [
         type(value) for value in validated.values()
     ]

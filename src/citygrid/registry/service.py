@@ -1040,10 +1040,10 @@ def person_keys(session: Session, *, id_numbers: Sequence[str]) -> dict[str, Per
 
 def person_key_rows(session: Session, *, id_numbers: Sequence[str]) -> dict[str, Sequence[Any]]:
     """The persons holding these ID numbers as the driver's rows, by ID number (unknown ones
-    absent): ``(id_number, id, ref, grid_code, status, household_id, relation_to_head)``,
-    the status as its text. ``person_keys`` without a key object per person: for the bulk
-    import, which looks up thousands a batch and reads them column by column."""
-    rows = repository.person_keys_by_id_numbers(session, id_numbers=id_numbers)
+    absent): ``(id_number, id, ref, grid_code, status)``, the status as its text. The keys
+    of ``person_keys`` without the household ties and without an object per person: for the
+    bulk import, which looks up thousands a batch and reads them column by column."""
+    rows = repository.person_key_rows_by_id_numbers(session, id_numbers=id_numbers)
     return dict(zip(map(itemgetter(0), rows), rows, strict=True))
 
 
