@@ -370,12 +370,15 @@ def bulk_insert_columns(
     value through its column type's bind processor as SQLAlchemy would apply it, but a value
     shared by every row (the batch's timestamp, a state) converted once, and the Python-side
     defaults of absent columns evaluated once per batch: a third of the cost of a bulk import
-    was SQLAlchemy's per-parameter work. Elsewhere, Core's executemany (psycopg batches it
-    already)."""
+    was SQLAlchemy's per-parameter work. On PostgreSQL, ``COPY`` (``_copy_columns``);
+    elsewhere, Core's executemany."""
     count = len(next(iter(columns.values()))) if columns else 0
     if not count:
         return
     dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        _copy_columns(session, table, columns, shared=shared, count=count)
+        return
     if dialect.name != "sqlite":
         names = [*columns, *shared]
         constant = tuple(shared.values())
@@ -387,16 +390,7 @@ def bulk_insert_columns(
             ],
         )
         return
-    constants = dict(shared)
-    for table_column in table.columns:
-        name = table_column.name
-        if name in columns or name in constants or table_column.default is None:
-            continue
-        default: Any = table_column.default
-        if default.is_callable:
-            constants[name] = default.arg(None)
-        elif default.is_scalar:
-            constants[name] = default.arg
+    constants = _with_defaults(table, columns, shared)
     quote = dialect.identifier_preparer.quote
     names = [*columns, *constants]
     column_list = ", ".join(quote(name) for name in names)
@@ -410,6 +404,52 @@ def bulk_insert_columns(
         lists.append([processor(value) if processor is not None else value] * count)
     params = list(zip(*lists, strict=True))
     session.connection().exec_driver_sql(sql, params)
+
+
+def _with_defaults(
+    table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values shared by every row, with the Python-side defaults of the columns not
+    given, evaluated once for the batch."""
+    constants = dict(shared)
+    for table_column in table.columns:
+        name = table_column.name
+        if name in columns or name in constants or table_column.default is None:
+            continue
+        default: Any = table_column.default
+        if default.is_callable:
+            constants[name] = default.arg(None)
+        elif default.is_scalar:
+            constants[name] = default.arg
+    return constants
+
+
+def _copy_columns(
+    session: Session,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    shared: Mapping[str, Any],
+    count: int,
+) -> None:
+    """PostgreSQL: the rows through ``COPY ... FROM STDIN`` (psycopg's ``cursor.copy``), each
+    value through its column type's bind processor as ``bulk_insert_columns`` does on
+    SQLite. The same plain insert as an executemany (constraints, foreign keys and defaults
+    alike), a few times faster: no statement per row, no SQLAlchemy parameter per value."""
+    dialect = session.get_bind().dialect
+    constants = _with_defaults(table, columns, shared)
+    quote = dialect.identifier_preparer.quote
+    names = [*columns, *constants]
+    lists = [_bound_column(table, name, dialect, values) for name, values in columns.items()]
+    for name, value in constants.items():
+        processor = _bind_processor(table, name, dialect)
+        lists.append([processor(value) if processor is not None else value] * count)
+    column_list = ", ".join(quote(name) for name in names)
+    statement = f"COPY {quote(table.name)} ({column_list}) FROM STDIN"
+    driver: Any = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in zip(*lists, strict=True):
+            copy.write_row(row)
 
 
 def _bound_column(table: Table, name: str, dialect: Any, values: Sequence[Any]) -> Sequence[Any]:
