@@ -3,8 +3,8 @@ per row, publication record and checkpoint per batch) on a CSV of pensions for t
 of a demo city, and the ratio to its limit: a raw ``sqlite3`` ``executemany`` of the same rows
 into the same table (no validation, no outbox).
 
-    .venv/bin/python -m benchmarks.bench_import [--residents 200000] [--batch-size 5000]
-        [--runs 3] [--profile]
+    .venv/bin/python -m benchmarks.bench_import [--residents 200000] [--batch-size 10000]
+        [--runs 3] [--profile] [--postgres URL | --no-postgres]
 
 The demo city is built into a temporary file (``citygrid build-demo``) and the CSV written
 from its residents' ID numbers. Then, ``--runs`` times, a pair of imports into an emptied
@@ -15,6 +15,12 @@ unchanged); then the raw ``executemany``. Target (issue 4): at least 30,000 rows
 validation, judged on the median of the read-ahead runs. CPU seconds are the importing
 process's (its reader's apart); on a shared 2-core machine other processes stretch the wall
 time.
+
+Then the same on PostgreSQL (unless ``--no-postgres``): a database created beside the admin
+URL's (``--postgres``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``),
+the demo city built into it, ``--runs`` read-ahead imports into the emptied table, and the
+raw limit there: psycopg's ``executemany`` of the same rows; the database is dropped at the
+end.
 """
 
 from __future__ import annotations
@@ -25,13 +31,18 @@ import csv
 import os
 import pstats
 import sqlite3
+import subprocess
 import tempfile
 import time
+import uuid
 from contextlib import closing
 from pathlib import Path
 
-from citygrid.demo.builder import build_demo_file
-from citygrid.exchange.importing import ImportRequest, run_import
+import psycopg
+from sqlalchemy import create_engine, text
+
+from citygrid.demo.builder import build_demo_database, build_demo_file
+from citygrid.exchange.importing import DEFAULT_BATCH, ImportRequest, run_import
 from citygrid.exchange.schemas import PublishMode
 from citygrid.kit import i18n
 from citygrid.kit.db import dispose_engines, get_session_factory
@@ -104,13 +115,117 @@ def _timed_import(url: str, request: ImportRequest, *, profile: bool) -> tuple[f
     return time.perf_counter() - wall, time.process_time() - cpu, result.rows
 
 
+def _postgres_csv(url: str, path: Path) -> int:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        numbers = list(connection.scalars(text("SELECT id_number FROM persons")))
+    engine.dispose()
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id_number", "amount", "status", "since"])
+        for position, number in enumerate(numbers):
+            writer.writerow([number, f"{1800 + position % 2000}.50", "active", "2021-07-01"])
+    return len(numbers)
+
+
+def _postgres_empty(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for table in ("exchange_pensions", "exchange_import_jobs", "exchange_publications"):
+            connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+        connection.execute(text("DELETE FROM outbox WHERE topic = 'dataset.pensions'"))
+    engine.dispose()
+    with closing(psycopg.connect(url.replace("+psycopg", ""), autocommit=True)) as connection:
+        connection.execute("VACUUM ANALYZE exchange_pensions")
+        connection.execute("VACUUM ANALYZE outbox")
+
+
+def _postgres_raw(url: str, path: Path) -> tuple[float, float]:
+    """Seconds (wall, CPU) of psycopg's executemany of the file's rows (person ids looked up
+    beforehand, not timed)."""
+    _postgres_empty(url)
+    with closing(psycopg.connect(url.replace("+psycopg", ""))) as connection:
+        keys = {
+            number: (person_id, grid_code)
+            for number, person_id, grid_code in connection.execute(
+                "SELECT id_number, id, grid_code FROM persons"
+            )
+        }
+        with path.open(encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            rows = [
+                (*keys[number], amount, status, since, "raw")
+                for number, amount, status, since in reader
+            ]
+        started, cpu = time.perf_counter(), time.process_time()
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO exchange_pensions (person_id, grid_code, amount, status, since, "
+                "changed_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, "
+                "now(), now())",
+                rows,
+            )
+        connection.commit()
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
+def _bench_postgres(admin: str, args: argparse.Namespace, folder: Path) -> None:
+    name = f"citygrid_bench_{uuid.uuid4().hex[:8]}"
+    psql = admin.replace("+psycopg", "")
+    try:
+        subprocess.run(["psql", psql, "-qc", f'CREATE DATABASE "{name}"'], check=True)  # noqa: S603, S607
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"PostgreSQL: skipped ({type(exc).__name__})")
+        return
+    url = f"{admin.rsplit('/', 1)[0]}/{name}"
+    try:
+        print(f"PostgreSQL: building a demo city of {args.residents:,} residents ...")
+        build_demo_database(url, residents=args.residents)
+        source = folder / "pensions-postgres.csv"
+        rows = _postgres_csv(url, source)
+        request = ImportRequest(
+            dataset="pensions",
+            path=source,
+            department="social-security",
+            mode=PublishMode.VALID_ROWS,
+            batch_size=args.batch_size,
+            read_ahead=True,
+        )
+        walls: list[float] = []
+        for run in range(args.runs):
+            _postgres_empty(url)
+            wall, cpu, imported = _timed_import(url, request, profile=False)
+            _show(f"PostgreSQL run {run + 1}, read ahead, all created", imported, wall, cpu)
+            walls.append(wall)
+            dispose_engines()
+        wall = sorted(walls)[len(walls) // 2]
+        raw, raw_cpu = _postgres_raw(url, source)
+        _show("PostgreSQL raw psycopg executemany", rows, raw, raw_cpu)
+        print(f"PostgreSQL median of the runs: {rows / wall:,.0f} rows/s")
+        print(f"PostgreSQL ratio import / raw executemany: {raw / wall:.2f}")
+    finally:
+        dispose_engines()
+        subprocess.run(  # noqa: S603, S607
+            ["psql", psql, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False
+        )
+
+
 def main() -> None:
     """Build, generate, import, compare; print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=200_000)
-    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--runs", type=int, default=3, help="pairs of imports (median shown)")
     parser.add_argument("--profile", action="store_true", help="profile the first import")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "CITYGRID_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="admin URL: the PostgreSQL run's database is created and dropped beside it",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
     i18n.set_locale("en")
     with tempfile.TemporaryDirectory(prefix="bench-import-") as directory:
@@ -155,6 +270,8 @@ def main() -> None:
         print(f"median of the read-ahead runs: {rows / wall:,.0f} rows/s")
         target = "met" if rows / wall >= 30_000 else "NOT met"
         print(f"target 30,000 rows/s with validation: {target}")
+        if not args.no_postgres:
+            _bench_postgres(args.postgres, args, folder)
 
 
 if __name__ == "__main__":

@@ -500,12 +500,15 @@ def test_rows_read_ahead_reach_the_writer_exactly_as_validated(dataset: str) -> 
 
     received = importing._unpack(importing._pack(chunk, dataset), dataset)
 
-    [(index, row)] = received.parsed.rows
-    [(_, validated)] = parsed.rows
-    assert index == 0
-    assert row._asdict() == validated.model_dump()
-    assert [type(value) for value in row] == [
-        type(value) for value in validated.model_dump().values()
+    validated = service.ROW_SHAPES[dataset].model_validate(records[0]).model_dump()
+    assert received.parsed.indexes == parsed.indexes == [0]
+    assert (
+        received.parsed.columns
+        == parsed.columns
+        == {name: [value] for name, value in validated.items()}
+    )
+    assert [type(values[0]) for values in received.parsed.columns.values()] == [
+        type(value) for value in validated.values()
     ]
     assert received.parsed.problems == parsed.problems
     assert (received.resume, received.lines) == (chunk.resume, chunk.lines)

@@ -253,7 +253,7 @@ def import_file(
     ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="Rows per transaction (1 to 10,000)")
-    ] = 5_000,
+    ] = 10_000,
     encoding: Annotated[
         str | None, typer.Option(help="The CSV file's encoding (default: detected)")
     ] = None,

@@ -7,7 +7,7 @@ change one at a time are ORM objects.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any, TypeVar, cast
 
@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Date,
     Integer,
     Table,
     and_,
@@ -390,12 +391,15 @@ def bulk_insert_columns(
     value through its column type's bind processor as SQLAlchemy would apply it, but a value
     shared by every row (the batch's timestamp, a state) converted once, and the Python-side
     defaults of absent columns evaluated once per batch: a third of the cost of a bulk import
-    was SQLAlchemy's per-parameter work. Elsewhere, Core's executemany (psycopg batches it
-    already)."""
+    was SQLAlchemy's per-parameter work. On PostgreSQL, ``COPY`` (``_copy_columns``);
+    elsewhere, Core's executemany."""
     count = len(next(iter(columns.values()))) if columns else 0
     if not count:
         return
     dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        _copy_columns(session, table, columns, shared=shared, count=count)
+        return
     if dialect.name != "sqlite":
         names = [*columns, *shared]
         constant = tuple(shared.values())
@@ -407,6 +411,27 @@ def bulk_insert_columns(
             ],
         )
         return
+    constants = _with_defaults(table, columns, shared)
+    quote = dialect.identifier_preparer.quote
+    names = [*columns, *constants]
+    column_list = ", ".join(quote(name) for name in names)
+    marks = ", ".join("?" for _name in names)
+    sql = f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({marks})"  # noqa: S608
+    lists: list[Sequence[Any]] = [
+        _bound_column(table, name, dialect, values) for name, values in columns.items()
+    ]
+    for name, value in constants.items():
+        processor = _bind_processor(table, name, dialect)
+        lists.append([processor(value) if processor is not None else value] * count)
+    params = list(zip(*lists, strict=True))
+    session.connection().exec_driver_sql(sql, params)
+
+
+def _with_defaults(
+    table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values shared by every row, with the Python-side defaults of the columns not
+    given, evaluated once for the batch."""
     constants = dict(shared)
     for table_column in table.columns:
         name = table_column.name
@@ -417,26 +442,67 @@ def bulk_insert_columns(
             constants[name] = default.arg(None)
         elif default.is_scalar:
             constants[name] = default.arg
+    return constants
+
+
+def _copy_columns(
+    session: Session,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    shared: Mapping[str, Any],
+    count: int,
+) -> None:
+    """PostgreSQL: the rows through ``COPY ... FROM STDIN`` (psycopg's ``cursor.copy``), each
+    value through its column type's bind processor as ``bulk_insert_columns`` does on
+    SQLite. The same plain insert as an executemany (constraints, foreign keys and defaults
+    alike), a few times faster: no statement per row, no SQLAlchemy parameter per value."""
+    dialect = session.get_bind().dialect
+    constants = _with_defaults(table, columns, shared)
     quote = dialect.identifier_preparer.quote
     names = [*columns, *constants]
-    column_list = ", ".join(quote(name) for name in names)
-    marks = ", ".join("?" for _name in names)
-    sql = f"INSERT INTO {quote(table.name)} ({column_list}) VALUES ({marks})"  # noqa: S608
-    lists: list[Sequence[Any]] = []
-    for name, values in columns.items():
-        processor = _bind_processor(table, name, dialect)
-        if processor is not None:
-            first = values[0]
-            if values.count(first) == count:  # one shared value: convert it once
-                values = [processor(first)] * count
-            else:
-                values = list(map(processor, values))
-        lists.append(values)
+    lists = [_bound_column(table, name, dialect, values) for name, values in columns.items()]
     for name, value in constants.items():
         processor = _bind_processor(table, name, dialect)
         lists.append([processor(value) if processor is not None else value] * count)
-    params = list(zip(*lists, strict=True))
-    session.connection().exec_driver_sql(sql, params)
+    column_list = ", ".join(quote(name) for name in names)
+    statement = f"COPY {quote(table.name)} ({column_list}) FROM STDIN"
+    driver: Any = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in zip(*lists, strict=True):
+            copy.write_row(row)
+
+
+def _bound_column(table: Table, name: str, dialect: Any, values: Sequence[Any]) -> Sequence[Any]:
+    """A column's values as the driver takes them (SQLite): through the column type's bind
+    processor, a value shared by every row converted once; dates and JSON in C-level loops
+    (``map``) when every value allows it."""
+    processor = _bind_processor(table, name, dialect)
+    if processor is None:
+        return values
+    count = len(values)
+    first = values[0]
+    if values.count(first) == count:  # one shared value: convert it once
+        return [processor(first)] * count
+    column_type = table.c[name].type
+    if isinstance(column_type, JSON) and None not in values:
+        try:
+            return list(map(bytes.decode, map(orjson.dumps, values)))
+        except TypeError:
+            pass  # a value orjson refuses: the type's own processor, value by value
+    elif (
+        isinstance(column_type, Date)
+        and getattr(column_type.dialect_impl(dialect), "_storage_format", None)
+        == _SQLITE_DATE_FORMAT
+        and set(map(type, values)) == {date}
+    ):
+        # SQLite's DATE stores a date as its ISO text: date.isoformat, in C.
+        return list(map(date.isoformat, values))
+    return list(map(processor, values))
+
+
+#: How SQLAlchemy's SQLite DATE type stores a date by default (what date.isoformat gives).
+_SQLITE_DATE_FORMAT = sqlite.DATE._storage_format
 
 
 def _bind_processor(table: Table, name: str, dialect: Any) -> Callable[[Any], Any] | None:

@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any, NamedTuple
+from operator import attrgetter, itemgetter
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -1137,13 +1138,56 @@ def event_delivery(session: Session, actor: Actor, *, event_id: int) -> dict[str
 # ============================================================================ datasets
 
 
-class _Accepted(NamedTuple):
-    """A row that passed its checks (a named tuple: one per row of a bulk import); its
-    ``position`` in the batch."""
+# Positions in the registry's key rows (``registry.person_key_rows``).
+_KEY_ID, _KEY_REF, _KEY_GRID, _KEY_STATUS = 1, 2, 3, 4
+_DECEASED = LifeStatus.DECEASED.value
 
-    position: int
-    row: Any
-    key: registry.PersonKey
+
+@dataclass
+class _Accepted:
+    """The rows of a batch that passed their checks, column by column (a bulk import hands
+    thousands a batch; no object per row): each row's position in the batch, its fields
+    (one list per field of the row shape) and its person's key row."""
+
+    positions: list[int]
+    columns: dict[str, list[Any]]
+    keys: list[Sequence[Any]]
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def person_ids(self) -> list[int]:
+        """The rows' person ids."""
+        return list(map(itemgetter(_KEY_ID), self.keys))
+
+    @property
+    def grid_codes(self) -> list[str]:
+        """The rows' persons' grid codes."""
+        return list(map(itemgetter(_KEY_GRID), self.keys))
+
+    @property
+    def refs(self) -> list[str]:
+        """The rows' persons' opaque references."""
+        return list(map(itemgetter(_KEY_REF), self.keys))
+
+    def pick(self, chosen: Sequence[int]) -> _Accepted:
+        """Some of these rows (by their place in this set, in increasing order)."""
+        if len(chosen) == len(self.positions):
+            return self
+        return self._take(chosen)
+
+    def by_person(self) -> _Accepted:
+        """These rows in person id order."""
+        person_ids = self.person_ids
+        return self._take(sorted(range(len(person_ids)), key=person_ids.__getitem__))
+
+    def _take(self, chosen: Sequence[int]) -> _Accepted:
+        return _Accepted(
+            positions=[self.positions[at] for at in chosen],
+            columns={name: [values[at] for at in chosen] for name, values in self.columns.items()},
+            keys=[self.keys[at] for at in chosen],
+        )
 
 
 def _row_problems(index: int, exc: ValidationError) -> list[RowProblem]:
@@ -1153,98 +1197,152 @@ def _row_problems(index: int, exc: ValidationError) -> list[RowProblem]:
     ]
 
 
-def _record_key(dataset: str, row: Any, key: registry.PersonKey) -> tuple[Any, ...]:
+def _record_keys(
+    dataset: str, columns: Mapping[str, list[Any]], person_ids: list[int]
+) -> list[Any]:
+    """Each row's record key: what a dataset holds one row of (a person; for tenancies a
+    person, unit and start)."""
     if dataset == "tenancies":
-        return (key.id, row.unit_id, row.since)
-    return (key.id,)
+        return list(zip(person_ids, columns["unit_id"], columns["since"], strict=True))
+    return person_ids
 
 
 @dataclass
 class ParsedRows:
-    """A batch of rows checked on their own, before any look-up in the database: each valid
-    row with its index in the batch, and the problems of the others (``parse_rows``). The bulk
-    import builds it in a reader process while the batch before is being written."""
+    """A batch of rows checked on their own, before any look-up in the database: the index
+    in the batch of each valid row, the valid rows' fields column by column (one list per
+    field of the row shape, in its order), and the problems of the others (``parse_rows``).
+    The bulk import builds it in a reader process while the batch before is being written."""
 
     received: int
-    rows: list[tuple[int, Any]]
+    indexes: list[int]
+    columns: dict[str, list[Any]]
     problems: list[RowProblem]
 
 
 def parse_rows(dataset: str, records: Sequence[Any]) -> ParsedRows:
     """Validate every row of a batch on its own against the dataset's row shape (no
     database): the valid rows and every rejected one."""
+    shape = ROW_SHAPES[dataset_spec(dataset).slug]
     # The model's own validator (what ``model_validate`` calls), without its Python wrapper:
     # it runs for every row of a bulk import.
-    validate = ROW_SHAPES[dataset_spec(dataset).slug].__pydantic_validator__.validate_python
+    validate = shape.__pydantic_validator__.validate_python
     problems: list[RowProblem] = []
-    parsed: list[tuple[int, Any]] = []
+    indexes: list[int] = []
+    valid: list[Any] = []
     for index, raw in enumerate(records):
         if not isinstance(raw, dict):
             problems.append(RowProblem(index=index, field="record", reason=_("must be an object")))
             continue
         try:
-            parsed.append((index, validate(raw)))
+            valid.append(validate(raw))
         except ValidationError as exc:
             problems.extend(_row_problems(index, exc))
-    return ParsedRows(received=len(records), rows=parsed, problems=problems)
+            continue
+        indexes.append(index)
+    return ParsedRows(
+        received=len(records),
+        indexes=indexes,
+        columns={name: list(map(attrgetter(name), valid)) for name in shape.model_fields},
+        problems=problems,
+    )
 
 
 def _check_rows(
     session: Session, dataset: str, batch: ParsedRows
-) -> tuple[list[_Accepted], list[RowProblem]]:
+) -> tuple[_Accepted, list[RowProblem]]:
     """The database's checks of the parsed rows (the person, the unit, a deceased person, a
     record twice in the batch): the accepted rows and every rejected one."""
     problems = list(batch.problems)
-    parsed = batch.rows
-    keys = registry.person_keys(
-        session, id_numbers=list(dict.fromkeys(row.id_number for _index, row in parsed))
-    )
-    unit_grids: dict[int, str] = {}
-    if dataset == "tenancies":
-        unit_ids = list(dict.fromkeys(row.unit_id for _index, row in parsed))
-        unit_grids = registry.unit_grid_codes(session, unit_ids=unit_ids)
-    accepted: list[_Accepted] = []
-    seen: set[tuple[Any, ...]] = set()
+    columns = batch.columns
+    id_numbers = columns["id_number"]
+    found = registry.person_key_rows(session, id_numbers=list(dict.fromkeys(id_numbers)))
+    keys: list[Any] = list(map(found.get, id_numbers))
     tenancies = dataset == "tenancies"
-    for index, row in parsed:
-        key = keys.get(row.id_number)
-        if key is None:
-            reason = _("no person with this ID number is registered")
-            problems.append(RowProblem(index=index, field="id_number", reason=reason))
-            continue
-        if tenancies and row.unit_id not in unit_grids:
-            reason = _("no such housing unit")
-            problems.append(RowProblem(index=index, field="unit_id", reason=reason))
-            continue
-        if key.status is LifeStatus.DECEASED and (found := _deceased_problem(dataset, row)):
-            problems.append(RowProblem(index=index, field=found[0], reason=found[1]))
-            continue
-        record_key = _record_key(dataset, row, key)
-        if record_key in seen:
-            reason = _("the same record appears earlier in this batch")
-            problems.append(RowProblem(index=index, field="id_number", reason=reason))
-            continue
-        seen.add(record_key)
-        accepted.append(_Accepted(index, row, key))
+    unit_grids: dict[int, str] = {}
+    if tenancies:
+        unit_ids = list(dict.fromkeys(columns["unit_id"]))
+        unit_grids = registry.unit_grid_codes(session, unit_ids=unit_ids)
+    # Column by column, as long as no row is refused (the usual batch): a person missing,
+    # a unit missing, a deceased person, a record twice. Otherwise row by row.
+    clean = (
+        None not in keys
+        and (not tenancies or unit_grids.keys() >= set(columns["unit_id"]))
+        and (
+            dataset not in _DEATH_BOUND
+            or _DECEASED not in set(map(itemgetter(_KEY_STATUS), found.values()))
+        )
+    )
+    if clean:
+        record_keys = _record_keys(dataset, columns, list(map(itemgetter(_KEY_ID), keys)))
+        clean = len(set(record_keys)) == len(record_keys)
+    accepted = _Accepted(positions=batch.indexes, columns=columns, keys=keys)
+    if not clean:
+        accepted = accepted.pick(_row_by_row(dataset, batch, keys, unit_grids, problems))
     if dataset == "marital_statuses" and accepted:
         accepted = _newer_marriage_events(session, accepted, problems)
     problems.sort(key=lambda problem: problem.index)
     return accepted, problems
 
 
+def _row_by_row(
+    dataset: str,
+    batch: ParsedRows,
+    keys: list[Sequence[Any] | None],
+    unit_grids: Mapping[int, str],
+    problems: list[RowProblem],
+) -> list[int]:
+    """The checks of ``_check_rows`` one row at a time: the accepted rows (by their place
+    among the parsed ones); the others' problems added to ``problems``."""
+    columns = batch.columns
+    tenancies = dataset == "tenancies"
+    unit_ids = columns.get("unit_id")
+    sinces = columns.get("since")
+    statuses = columns.get("status")
+    chosen: list[int] = []
+    seen: set[Any] = set()
+    for at, (index, key) in enumerate(zip(batch.indexes, keys, strict=True)):
+        if key is None:
+            reason = _("no person with this ID number is registered")
+            problems.append(RowProblem(index=index, field="id_number", reason=reason))
+            continue
+        if tenancies and unit_ids is not None and unit_ids[at] not in unit_grids:
+            reason = _("no such housing unit")
+            problems.append(RowProblem(index=index, field="unit_id", reason=reason))
+            continue
+        if key[_KEY_STATUS] == _DECEASED and (
+            found := _deceased_problem(dataset, statuses[at] if statuses is not None else None)
+        ):
+            problems.append(RowProblem(index=index, field=found[0], reason=found[1]))
+            continue
+        record_key: Any = key[_KEY_ID]
+        if tenancies and unit_ids is not None and sinces is not None:
+            record_key = (record_key, unit_ids[at], sinces[at])
+        if record_key in seen:
+            reason = _("the same record appears earlier in this batch")
+            problems.append(RowProblem(index=index, field="id_number", reason=reason))
+            continue
+        seen.add(record_key)
+        chosen.append(at)
+    return chosen
+
+
 #: A deceased person's records may be written only as no longer running: the datasets whose
 #: rows then carry a status, and the one status they may not take.
 _ENDED_BY_DEATH = {"subsistence_allowances", "pensions", "tenancies"}
+#: The datasets whose rows a person's death may refuse (``_deceased_problem``).
+_DEATH_BOUND = _ENDED_BY_DEATH | {"marital_statuses"}
 
 
-def _deceased_problem(dataset: str, row: Any) -> tuple[str, str] | None:
-    """Why a row cannot be written about a deceased person (field, reason), or None.
+def _deceased_problem(dataset: str, status: Any) -> tuple[str, str] | None:
+    """Why a row (with this ``status``, if its dataset has one) cannot be written about a
+    deceased person (field, reason), or None.
 
     Death is the newest fact of every aspect of a life (as for life events): an allowance,
     a pension or a tenancy cannot be active after it, and the marital status is no longer
     changed. A row recording the end of a benefit (suspended, stopped, ended) is accepted, as
     are the criminal record flags public security keeps."""
-    if dataset in _ENDED_BY_DEATH and str(row.status) == "active":
+    if dataset in _ENDED_BY_DEATH and str(status) == "active":
         return "status", _("cannot be active: the person is deceased")
     if dataset == "marital_statuses":
         return "marital_status", _("cannot change: the person is deceased")
@@ -1252,45 +1350,52 @@ def _deceased_problem(dataset: str, row: Any) -> tuple[str, str] | None:
 
 
 def _newer_marriage_events(
-    session: Session, accepted: list[_Accepted], problems: list[RowProblem]
-) -> list[_Accepted]:
+    session: Session, accepted: _Accepted, problems: list[RowProblem]
+) -> _Accepted:
     """Keep the marital rows that newer facts do not supersede; list the others as rejected.
 
     A batch row is as old as its ``since`` (a day, China time; a row without one has no
     date). The persons' clock rows are locked, as a life event locks them, and a row older
     than the latest applied ``marriage_status_changed`` of its person (``marital`` clock) is
     rejected: a nightly dump made before a marriage was registered never undoes it."""
-    clocks = repository.lock_subjects(session, person_ids=[item.key.id for item in accepted])
-    kept: list[_Accepted] = []
-    for item in accepted:
-        latest = clocks.get(item.key.id, {}).get(MARITAL_ASPECT)
+    person_ids = accepted.person_ids
+    clocks = repository.lock_subjects(session, person_ids=person_ids)
+    kept: list[int] = []
+    sinces: list[date | None] = accepted.columns["since"]
+    for at, (person_id, since) in enumerate(zip(person_ids, sinces, strict=True)):
+        latest = clocks.get(person_id, {}).get(MARITAL_ASPECT)
         if latest is not None:
             latest_day = local_date(datetime.fromisoformat(latest))
-            since: date | None = item.row.since
             if since is None or since < latest_day:
                 reason = _("older than a marital status change already on record (%(day)s)") % {
                     "day": latest_day.isoformat()
                 }
-                problems.append(RowProblem(index=item.position, field="since", reason=reason))
+                problems.append(
+                    RowProblem(index=accepted.positions[at], field="since", reason=reason)
+                )
                 continue
-        kept.append(item)
-    return kept
+        kept.append(at)
+    return accepted.pick(kept)
 
 
-def _advance_marital_clocks(session: Session, changed: Sequence[_Accepted]) -> None:
+def _advance_marital_clocks(session: Session, changed: _Accepted) -> None:
     """A written marital row with a date is the latest fact of its person's ``marital``
     aspect: a later-arriving event older than it is then superseded."""
-    dated = [item for item in changed if item.row.since is not None]
+    dated = [
+        (person_id, since)
+        for person_id, since in zip(changed.person_ids, changed.columns["since"], strict=True)
+        if since is not None
+    ]
     if not dated:
         return
-    clocks = repository.lock_subjects(session, person_ids=[item.key.id for item in dated])
+    clocks = repository.lock_subjects(session, person_ids=[person_id for person_id, _ in dated])
     changes: dict[int, dict[str, str]] = {}
-    for item in dated:
-        moment = datetime.combine(item.row.since, time(), tzinfo=CHINA_STANDARD_TIME)
-        current = clocks.get(item.key.id, {})
+    for person_id, since in dated:
+        moment = datetime.combine(since, time(), tzinfo=CHINA_STANDARD_TIME)
+        current = clocks.get(person_id, {})
         latest = current.get(MARITAL_ASPECT)
         if latest is None or datetime.fromisoformat(latest) < moment:
-            changes[item.key.id] = current | {MARITAL_ASPECT: moment.astimezone(UTC).isoformat()}
+            changes[person_id] = current | {MARITAL_ASPECT: moment.astimezone(UTC).isoformat()}
     repository.save_clocks_many(session, changes)
 
 
@@ -1300,48 +1405,52 @@ def _held_fields(dataset: str) -> tuple[str, ...]:
 
 
 def _upsert(
-    session: Session, actor: Actor, dataset: str, accepted: Sequence[_Accepted]
-) -> tuple[int, int, int, list[_Accepted]]:
+    session: Session, actor: Actor, dataset: str, accepted: _Accepted
+) -> tuple[int, int, int, _Accepted]:
     """Insert new rows and update changed ones; (created, updated, unchanged, changed rows)."""
     model = repository.DATASET_MODELS[dataset]
-    existing: dict[tuple[Any, ...], Any] = {
-        _existing_key(dataset, row): row
-        for row in repository.held_values(
-            session, model, person_ids=[item.key.id for item in accepted]
-        )
-    }
+    # In person id order: the inserts then extend the person_id indexes (and check the
+    # foreign key) page after page instead of all over them, a tenth less of SQLite's time.
+    accepted = accepted.by_person()
+    person_ids = accepted.person_ids
+    held = repository.held_values(session, model, person_ids=person_ids) if accepted else []
     fields = _held_fields(dataset)
-    inserts: list[_Accepted] = []
+    grid_codes = accepted.grid_codes
     updates: list[dict[str, Any]] = []
-    changed: list[_Accepted] = []
     unchanged = 0
-    for item in accepted:
-        current = existing.get(_record_key(dataset, item.row, item.key)) if existing else None
-        if current is None:
-            inserts.append(item)
-            changed.append(item)
-            continue
-        row = item.row
-        differences = {
-            name: value
-            for name in fields
-            if (value := getattr(row, name)) != getattr(current, name)
-        }
-        if item.key.grid_code != current.grid_code:
-            differences["grid_code"] = item.key.grid_code
-        if not differences:
-            unchanged += 1
-            continue
-        updates.append(differences | {"id": current.id, "changed_by": actor.name})
-        changed.append(item)
+    inserts = changed = accepted
+    if held:
+        # Rows held already: each row compared with its record's (only then: a batch of new
+        # rows, the usual first import, goes straight to the insert).
+        existing = {_existing_key(dataset, row): row for row in held}
+        values = [accepted.columns[name] for name in fields]
+        new: list[int] = []
+        changed_at: list[int] = []
+        for at, record_key in enumerate(_record_keys(dataset, accepted.columns, person_ids)):
+            current = existing.get(record_key)
+            if current is None:
+                new.append(at)
+                changed_at.append(at)
+                continue
+            differences = {
+                name: value
+                for name, column in zip(fields, values, strict=True)
+                if (value := column[at]) != getattr(current, name)
+            }
+            if grid_codes[at] != current.grid_code:
+                differences["grid_code"] = grid_codes[at]
+            if not differences:
+                unchanged += 1
+                continue
+            updates.append(differences | {"id": current.id, "changed_by": actor.name})
+            changed_at.append(at)
+        inserts = accepted.pick(new)
+        changed = accepted.pick(changed_at)
     if inserts:
-        # Column by column (attribute reads, no dict per row): thousands of rows a batch.
-        rows = [item.row for item in inserts]
-        columns: dict[str, list[Any]] = {
-            name: [getattr(row, name) for row in rows] for name in fields
-        }
-        columns["grid_code"] = [item.key.grid_code for item in inserts]
-        columns["person_id"] = [item.key.id for item in inserts]
+        # Column by column, straight from the reader's columns: thousands of rows a batch.
+        columns: dict[str, list[Any]] = {name: inserts.columns[name] for name in fields}
+        columns["grid_code"] = grid_codes if inserts is accepted else inserts.grid_codes
+        columns["person_id"] = person_ids if inserts is accepted else inserts.person_ids
         repository.insert_held_columns(session, model, columns, shared={"changed_by": actor.name})
     repository.update_held(session, model, updates)
     if updates:
@@ -1349,10 +1458,10 @@ def _upsert(
     return len(inserts), len(updates), unchanged, changed
 
 
-def _existing_key(dataset: str, row: Any) -> tuple[Any, ...]:
+def _existing_key(dataset: str, row: Any) -> Any:
     if dataset == "tenancies":
         return (row.person_id, row.unit_id, row.since)
-    return (row.person_id,)
+    return row.person_id
 
 
 def publish_records(
@@ -1424,15 +1533,20 @@ def publish_rows(
         registry.set_marital_statuses(
             session,
             actor,
-            statuses={item.key.id: MaritalStatus(item.row.marital_status) for item in changed},
+            statuses=dict(
+                zip(
+                    changed.person_ids,
+                    map(MaritalStatus, changed.columns["marital_status"]),
+                    strict=True,
+                )
+            ),
         )
-    keys = [item.key for item in changed]
     outbox.enqueue_about_persons(
         session,
         topic=f"dataset.{dataset}",
-        person_ids=[key.id for key in keys],
-        grid_codes=[key.grid_code for key in keys],
-        payloads=[{"dataset": dataset, "person_ref": key.ref} for key in keys],
+        person_ids=changed.person_ids,
+        grid_codes=changed.grid_codes,
+        payloads=[{"dataset": dataset, "person_ref": ref} for ref in changed.refs],
     )
     rejected_rows = len({problem.index for problem in problems})
     repository.record_publication(

@@ -154,6 +154,8 @@ class Person(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_persons_grid_code_name", "grid_code", "name"),
         Index("ix_persons_name", "name"),
+        # Covers the bulk import's look-up of persons' keys by ID number (migration 0016).
+        Index("ix_persons_id_number_keys", "id_number", "ref", "grid_code", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -778,6 +778,48 @@ def person_keys_by_id_numbers(
     return rows
 
 
+# INDEXED BY: SQLite's planner prefers the unique ID number index (an equality on a unique
+# index), which then reads each person's table row; the covering index answers alone.
+_KEY_ROWS_SQL = (
+    "SELECT id_number, id, ref, grid_code, status FROM persons "
+    "INDEXED BY ix_persons_id_number_keys WHERE id_number"
+)
+
+
+def person_key_rows_by_id_numbers(
+    session: Session, *, id_numbers: Sequence[str]
+) -> list[Sequence[Any]]:
+    """``(id_number, id, ref, grid_code, status)`` of the persons holding these ID numbers
+    (missing ones absent), the status as its text, read from the covering index
+    ``ix_persons_id_number_keys``: the bulk import's look-up of every row's person."""
+    rows: list[Sequence[Any]] = []
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # Straight to the driver's cursor: SQLAlchemy's result rows cost as much as the query.
+        cursor = connection.connection.cursor()
+        try:
+            for start in range(0, len(id_numbers), _IN_CHUNK):
+                numbers = tuple(id_numbers[start : start + _IN_CHUNK])
+                marks = ", ".join("?" * len(numbers))
+                cursor.execute(f"{_KEY_ROWS_SQL} IN ({marks})", numbers)
+                rows.extend(cursor.fetchall())
+        finally:
+            cursor.close()
+        return rows
+    persons = Person.__table__
+    for start in range(0, len(id_numbers), _IN_CHUNK):
+        chunk = list(id_numbers[start : start + _IN_CHUNK])
+        statement = select(
+            persons.c.id_number,
+            persons.c.id,
+            persons.c.ref,
+            persons.c.grid_code,
+            type_coerce(persons.c.status, String()),
+        ).where(persons.c.id_number.in_(chunk))
+        rows.extend(session.execute(statement).all())
+    return rows
+
+
 _PERSON_KEY = select(
     _PERSONS.c.ref,
     _PERSONS.c.grid_code,

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
@@ -1108,6 +1109,15 @@ def person_keys(session: Session, *, id_numbers: Sequence[str]) -> dict[str, Per
         id_number: PersonKey(person_id, ref, grid_code, statuses[status], household_id, relation)
         for id_number, person_id, ref, grid_code, status, household_id, relation in rows
     }
+
+
+def person_key_rows(session: Session, *, id_numbers: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """The persons holding these ID numbers as the driver's rows, by ID number (unknown ones
+    absent): ``(id_number, id, ref, grid_code, status)``, the status as its text. The keys
+    of ``person_keys`` without the household ties and without an object per person: for the
+    bulk import, which looks up thousands a batch and reads them column by column."""
+    rows = repository.person_key_rows_by_id_numbers(session, id_numbers=id_numbers)
+    return dict(zip(map(itemgetter(0), rows), rows, strict=True))
 
 
 def person_key(session: Session, *, person_id: int) -> PersonKey:
