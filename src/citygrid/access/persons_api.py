@@ -131,17 +131,26 @@ def commit_before_answering(session: Session) -> None:
         session.commit()
 
 
-def begin_audited_read(session: Session) -> None:
-    """Before a read through the gateway on SQLite: commit what the request did so far (signing
-    in) and start a transaction that holds the write lock from its start, so that the log
-    entry written after the read cannot fail on a snapshot that another writer made stale
-    (concurrent lists would otherwise fail with "database is locked"). Such requests take
-    turns; readers elsewhere do not wait. Nothing to do on PostgreSQL."""
+def begin_write(session: Session) -> None:
+    """Before a unit of work that reads and then writes, on SQLite: commit what the session
+    did so far (who is calling: the session cookie's row) and go on in a transaction that
+    holds the write lock from its start. A deferred transaction that has read cannot write
+    while another connection holds the write lock, nor after one committed since its read:
+    SQLite answers "database is locked" at once, whatever the busy timeout. Such units of
+    work take turns; readers elsewhere do not wait. Nothing to do on PostgreSQL, nor inside
+    a savepoint that a caller (a test) opened."""
     if session.get_bind().dialect.name != "sqlite":
         return
     commit_before_answering(session)
     if not session.in_transaction():
         session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+
+
+def begin_audited_read(session: Session) -> None:
+    """Before a read through the gateway on SQLite (``begin_write``): the log entry written
+    after the read cannot fail on a snapshot that another writer made stale (concurrent
+    lists would otherwise fail with "database is locked")."""
+    begin_write(session)
 
 
 def _answer(session: Session, body: Any, status_code: int = 200) -> Response:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
-from citygrid.access.persons_api import begin_audited_read, commit_before_answering
+from citygrid.access.persons_api import begin_audited_read, begin_write, commit_before_answering
 from citygrid.access.persons_pages import field_labels, value_labels
 from citygrid.exchange import worklist
 from citygrid.exchange.events import CHINA_STANDARD_TIME
@@ -120,6 +120,7 @@ def complete(
     back: Annotated[str, Form(max_length=20)] = "/tasks",
 ) -> Response:
     """Mark a task done, then back to the list it was on (a second click: the conflict page)."""
+    begin_write(session)  # SQLite: the task is read, then written
     try:
         worklist.complete_task(session, actor, task_id=task_id)
     except CitygridError as error:
