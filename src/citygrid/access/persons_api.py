@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
-from citygrid.kit.db import SQLITE_BEGIN
+from citygrid.kit.db import begin_write
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep
 
@@ -129,21 +129,6 @@ def commit_before_answering(session: Session) -> None:
         session.flush()
     else:
         session.commit()
-
-
-def begin_write(session: Session) -> None:
-    """Before a unit of work that reads and then writes, on SQLite: commit what the session
-    did so far (who is calling: the session cookie's row) and go on in a transaction that
-    holds the write lock from its start. A deferred transaction that has read cannot write
-    while another connection holds the write lock, nor after one committed since its read:
-    SQLite answers "database is locked" at once, whatever the busy timeout. Such units of
-    work take turns; readers elsewhere do not wait. Nothing to do on PostgreSQL, nor inside
-    a savepoint that a caller (a test) opened."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    commit_before_answering(session)
-    if not session.in_transaction():
-        session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
 
 
 def begin_audited_read(session: Session) -> None:

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from citygrid.access.persons_api import begin_write
 from citygrid.cases import service
+from citygrid.kit.db import begin_write
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
 from citygrid.kit.worker import PeriodicTask

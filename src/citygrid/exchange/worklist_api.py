@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
-from citygrid.access.persons_api import begin_audited_read, begin_write, commit_before_answering
+from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.exchange import worklist
 from citygrid.exchange.worklist import TaskFilter, TaskItem, TaskList
+from citygrid.kit.db import begin_write
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep
 

@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
-from citygrid.access.persons_api import begin_audited_read, begin_write, commit_before_answering
+from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.access.persons_pages import field_labels, value_labels
 from citygrid.exchange import worklist
 from citygrid.exchange.events import CHINA_STANDARD_TIME
 from citygrid.exchange.worklist import TaskFilter
 from citygrid.kit.actor import Actor
+from citygrid.kit.db import begin_write
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep, render
 
