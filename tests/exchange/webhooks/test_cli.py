@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from citygrid.cli import app
 from citygrid.exchange import outbox
 from citygrid.exchange import service as exchange
-from citygrid.exchange.webhooks import service
+from citygrid.exchange.webhooks import repository, service
 from citygrid.exchange.webhooks.models import Subscription
 from citygrid.kit.db import get_session_factory, unit_of_work
 from citygrid.kit.models import utcnow
@@ -23,6 +24,7 @@ from tests.exchange.conftest import cli_database
 from tests.exchange.story import PUBLIC_SECURITY, event, family
 from tests.exchange.webhooks.conftest import CA_SYSTEM, subscribe_through_service
 from tests.exchange.webhooks.receiver import Receiver
+from tests.sqlite_writer import another_writer_commits
 
 runner = CliRunner()
 
@@ -173,3 +175,29 @@ def test_an_unknown_or_cancelled_subscription_is_not_found(
     assert cancelled.exit_code == 2 and "No such subscription" in cancelled.output
     assert len(receiver.challenges) == 1
     assert _stored(english, ref)[0] == "cancelled"
+
+
+def test_a_renewal_survives_a_writer_committing_while_it_renews(
+    english: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a transaction that has read cannot write once another writer committed
+    ("database is locked" at once): the renewal writes first, then reads the subscription
+    back, so the other writer waits for its turn instead."""
+    ref = _subscribed(english, receiver)
+    attempts: list[bool] = []
+    read = repository.subscription_by_ref
+
+    def read_then_another_writer(*args: Any, **kwargs: Any) -> Subscription | None:
+        found = read(*args, **kwargs)
+        attempts.append(another_writer_commits(english))
+        return found
+
+    monkeypatch.setattr(repository, "subscription_by_ref", read_then_another_writer)
+
+    renewed = runner.invoke(app, ["exchange", "webhooks", "renew", ref])
+
+    assert renewed.exit_code == 0, renewed.output
+    # The checks before the challenge only read; the read after the renewal's write meets
+    # the lock it holds.
+    assert attempts[-1] is False and True in attempts[:-1]
+    assert _stored(english, ref)[0] == "active"
