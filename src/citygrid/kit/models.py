@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -31,6 +31,16 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+#: The city's time zone: the dates of births, deaths and moves are its dates.
+CITY_TIME_ZONE = timezone(timedelta(hours=8), "CST")
+
+
+def city_today() -> date:
+    """Today's date in the city (China Standard Time), whatever the server's time zone: from
+    16:00 UTC it is already tomorrow there."""
+    return utcnow().astimezone(CITY_TIME_ZONE).date()
 
 
 class TimestampMixin:

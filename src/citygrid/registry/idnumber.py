@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
+from citygrid.kit.models import CITY_TIME_ZONE, city_today
+
 __all__ = [
     "USCC_CHARSET",
     "IdNumberError",
@@ -143,8 +145,8 @@ def _birth_day_accepted(yyyymmdd: str) -> bool:
 
 
 class _Today:
-    """Today's date as ``YYYYMMDD`` text (which sorts as the dates do), computed again only
-    after local midnight."""
+    """Today's date in the city as ``YYYYMMDD`` text (which sorts as the dates do), computed
+    again only after the city's midnight."""
 
     text = ""
     until = 0.0
@@ -153,9 +155,11 @@ class _Today:
     def get(cls) -> str:
         now = time.time()
         if now >= cls.until:
-            today = date.today()
+            today = city_today()
             cls.text = f"{today:%Y%m%d}"
-            cls.until = datetime.combine(today + timedelta(days=1), datetime.min.time()).timestamp()
+            cls.until = datetime.combine(
+                today + timedelta(days=1), datetime.min.time(), tzinfo=CITY_TIME_ZONE
+            ).timestamp()
         return cls.text
 
 
@@ -204,7 +208,7 @@ def parse_id_number(value: str, *, today: date | None = None) -> ParsedIdNumber:
         raise IdNumberError("birth date is not a real calendar date") from None
     if birth_date < _EARLIEST_BIRTH_DATE:
         raise IdNumberError("birth date is before 1900-01-01")
-    if birth_date > (today if today is not None else date.today()):
+    if birth_date > (today if today is not None else city_today()):
         raise IdNumberError("birth date is in the future")
 
     if check_character(first17) != check:

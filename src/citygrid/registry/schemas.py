@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from citygrid.kit.errors import ValidationFailed
+from citygrid.kit.models import city_today
 from citygrid.registry.idnumber import (
     IdNumberError,
     UsccError,
@@ -462,7 +463,7 @@ def check_person_consistency(
             raise FieldProblem("died_on", "only for a deceased person")
         if died_on < parsed.birth_date:
             raise FieldProblem("died_on", "before the birth date")
-        if died_on > date.today():
+        if died_on > city_today():
             raise FieldProblem("died_on", "in the future")
     if relation_to_head is not None and household_id is None:
         raise FieldProblem("relation_to_head", "only for a member of a household")
