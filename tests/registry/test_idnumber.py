@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from citygrid.kit.models import city_today
 from citygrid.registry.idnumber import (
     USCC_CHARSET,
     IdNumberError,
@@ -25,7 +26,7 @@ from citygrid.registry.idnumber import (
     validate_uscc,
 )
 
-TODAY = date.today()
+TODAY = city_today()  # the city's date (China Standard Time), as the checks use
 PROVINCES = [11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37] + [
     41,
     42,
