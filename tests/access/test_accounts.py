@@ -371,6 +371,8 @@ def test_the_demo_has_one_account_per_role_and_one_client_per_department(
         "hc-officer",
         "um-officer",
         "ls-officer",
+        "pw-officer",
+        "tr-officer",
         "auditor",
         "admin",
     ]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.cases import evaluation, service
 from citygrid.cases.models import Action, Case, CaseMeToo, CaseSource, CaseState, CaseTransition
-from citygrid.demo.cases import case_count, generate_case_rows, open_quota
+from citygrid.demo.cases import OFFICERS, case_count, generate_case_rows, open_quota
 from citygrid.demo.geography import build_territory
 from citygrid.demo.seed import SEED_GRID_CODE, SEED_GRID_WORKER
 from citygrid.kit.actor import Actor
@@ -131,6 +131,21 @@ def test_the_cases_lie_in_their_grids_and_go_to_the_categorys_department(
         assert case.department == catalogue.get(case.category).department  # type: ignore[union-attr]
     common = Counter(case.category for case in cases).most_common(5)
     assert {"E0403", "E0101", "C0201"} & {code for code, _n in common}
+
+
+def test_each_department_s_cases_are_handled_by_its_own_demo_officer(
+    demo_engine: Engine,
+) -> None:
+    _all, history = _cases(demo_engine)
+    handlers: dict[str, set[str]] = defaultdict(set)
+    for transitions in history.values():
+        for row in transitions:
+            if row.actor_role == "department_officer" and row.actor_department:
+                handlers[row.actor_department].add(row.actor_name)
+
+    assert handlers
+    for department, names in handlers.items():
+        assert names == {OFFICERS.get(department, department)}, department
 
 
 def test_the_seed_grid_has_cases_waiting_for_zhangsijun(demo_engine: Engine) -> None:

@@ -59,6 +59,10 @@ DEMO_ACCOUNT_SPECS: tuple[DemoAccountSpec, ...] = (
     ),
     # Street trees, flower beds, green spaces and fallen trees.
     DemoAccountSpec("ls-officer", "罗青山", Role.DEPARTMENT_OFFICER, (DISTRICT,), "landscaping"),
+    # Electricity boxes.
+    DemoAccountSpec("pw-officer", "孙海涛", Role.DEPARTMENT_OFFICER, (DISTRICT,), "power-supply"),
+    # Traffic signs, bus stops and guardrails.
+    DemoAccountSpec("tr-officer", "马晓军", Role.DEPARTMENT_OFFICER, (DISTRICT,), "transport"),
     DemoAccountSpec("auditor", "郑秀英", Role.AUDITOR, (DISTRICT,)),
     DemoAccountSpec("admin", "系统管理员", Role.ADMIN, (DISTRICT,)),
 )

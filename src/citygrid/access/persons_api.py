@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from citygrid.access import gateway
 from citygrid.access.deps import CurrentActor
-from citygrid.kit.db import SQLITE_BEGIN
+from citygrid.kit.db import begin_write
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep
 
@@ -132,16 +132,10 @@ def commit_before_answering(session: Session) -> None:
 
 
 def begin_audited_read(session: Session) -> None:
-    """Before a read through the gateway on SQLite: commit what the request did so far (signing
-    in) and start a transaction that holds the write lock from its start, so that the log
-    entry written after the read cannot fail on a snapshot that another writer made stale
-    (concurrent lists would otherwise fail with "database is locked"). Such requests take
-    turns; readers elsewhere do not wait. Nothing to do on PostgreSQL."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    commit_before_answering(session)
-    if not session.in_transaction():
-        session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+    """Before a read through the gateway on SQLite (``begin_write``): the log entry written
+    after the read cannot fail on a snapshot that another writer made stale (concurrent
+    lists would otherwise fail with "database is locked")."""
+    begin_write(session)
 
 
 def _answer(session: Session, body: Any, status_code: int = 200) -> Response:

@@ -18,6 +18,7 @@ from citygrid.access.auth_repository import AnyRow
 from citygrid.access.models import WebSession
 from citygrid.access.throttle import as_utc
 from citygrid.access.tokens import hash_token
+from citygrid.kit.db import begin_write, end_write
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
 
@@ -87,9 +88,11 @@ def resume_session(
 ) -> SessionAccount | None:
     """The live session of a cookie token, or None (unknown, expired, or account disabled).
 
-    An expired session is deleted (unless the request fails and rolls back; the account's
-    next sign-in clears it then); a live one has its activity recorded (at most once a
-    minute).
+    An expired session is deleted; a live one has its activity recorded (at most once a
+    minute). Either write is committed at once, in a transaction that took SQLite's write
+    lock before it (``begin_write``): after the read, a plain write would fail with
+    "database is locked" whenever another connection was writing, and the request would
+    otherwise hold the lock until it ends.
     """
     now = now or utcnow()
     token_hash = hash_token(token)
@@ -97,10 +100,15 @@ def resume_session(
     if row is None:
         return None
     if row.account_disabled or _expired(row, settings, now):
+        # SQLite: the row was read; a write after a read needs the write lock first.
+        begin_write(session)
         repository.delete_web_session(session, token_hash)
+        end_write(session)
         return None
     if now - as_utc(row.last_seen_at) >= TOUCH_INTERVAL:
+        begin_write(session)
         repository.touch_web_session(session, token_hash, now)
+        end_write(session)
     return SessionAccount(
         token_hash=token_hash,
         csrf_token=row.csrf_token,

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from citygrid.cases import service
+from citygrid.kit.db import begin_write
 from citygrid.kit.models import utcnow
 from citygrid.kit.settings import Settings
 from citygrid.kit.worker import PeriodicTask
@@ -29,6 +30,8 @@ ESCALATION_INTERVAL = 60.0
 
 def escalate_overdue_cases(session: Session, *, now: datetime | None = None) -> int:
     """Escalate one batch of overdue cases not escalated yet; returns how many."""
+    # SQLite: the batch is read, then written; hold the write lock from the read on.
+    begin_write(session)
     escalated = service.escalate_overdue(session, now or utcnow())
     if escalated:
         logger.info("escalated %d overdue cases", escalated)

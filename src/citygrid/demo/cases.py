@@ -70,6 +70,8 @@ OFFICERS = {
     "housing-construction": "hc-officer",
     "urban-management": "um-officer",
     "landscaping": "ls-officer",
+    "power-supply": "pw-officer",
+    "transport": "tr-officer",
 }
 
 CASE_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from citygrid.access.deps import CurrentActor
 from citygrid.access.persons_api import begin_audited_read, commit_before_answering
 from citygrid.exchange import worklist
 from citygrid.exchange.worklist import TaskFilter, TaskItem, TaskList
+from citygrid.kit.db import begin_write
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep
 
@@ -62,4 +63,5 @@ def complete_task(
     task_id: Annotated[int, Path(ge=1)],
 ) -> TaskItem:
     """Mark one of the caller's open tasks done (who and when are recorded)."""
+    begin_write(session)  # SQLite: the task is read, then written
     return worklist.complete_task(session, actor, task_id=task_id)

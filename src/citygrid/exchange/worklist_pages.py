@@ -20,6 +20,7 @@ from citygrid.exchange import worklist
 from citygrid.exchange.worklist import TaskFilter
 from citygrid.kit.actor import Actor
 from citygrid.kit.clock import CHINA_STANDARD_TIME
+from citygrid.kit.db import begin_write
 from citygrid.kit.errors import CitygridError
 from citygrid.kit.web import SessionDep, render
 
@@ -120,6 +121,7 @@ def complete(
     back: Annotated[str, Form(max_length=20)] = "/tasks",
 ) -> Response:
     """Mark a task done, then back to the list it was on (a second click: the conflict page)."""
+    begin_write(session)  # SQLite: the task is read, then written
     try:
         worklist.complete_task(session, actor, task_id=task_id)
     except CitygridError as error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+from citygrid.kit import models
+
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 """Fixed UTC+8 (no daylight saving since 1991, so no tz database is needed)."""
 
@@ -17,4 +19,4 @@ def local_date(moment: datetime) -> date:
 def local_today() -> date:
     """Today in China Standard Time: from 16:00 UTC it is already tomorrow there, so a
     server's ``date.today()`` would call a death reported at 00:30 in Guangzhou future."""
-    return datetime.now(CHINA_STANDARD_TIME).date()
+    return models.utcnow().astimezone(CHINA_STANDARD_TIME).date()

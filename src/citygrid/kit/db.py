@@ -43,6 +43,32 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def begin_write(session: Session) -> None:
+    """Before a unit of work that reads and then writes, on SQLite: commit what the session
+    did so far (who is calling: the session cookie's row) and go on in a transaction that
+    holds the write lock from its start. A deferred transaction that has read cannot write
+    while another connection holds the write lock, nor after one committed since its read:
+    SQLite answers "database is locked" at once, whatever the busy timeout. Such units of
+    work take turns; readers elsewhere do not wait. Nothing to do on PostgreSQL; inside a
+    savepoint that a caller (a test) opened, only a flush: the opener commits."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    if session.in_nested_transaction():
+        session.flush()
+        return
+    session.commit()
+    session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+
+
+def end_write(session: Session) -> None:
+    """Commit what the session wrote now, so that SQLite's write lock is not held for the
+    rest of a request that only reads from here on (inside a caller's savepoint: flush)."""
+    if session.in_nested_transaction():
+        session.flush()
+    else:
+        session.commit()
+
+
 #: SQLite settings of a connection that writes batches of thousands of rows (the bulk
 #: import): a 64 MiB page cache (the default 2 MiB holds a small part of the indexes each
 #: batch looks up and extends, so every batch read them again) and a checkpoint every

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from citygrid.kit.clock import local_today
+from citygrid.kit.clock import CHINA_STANDARD_TIME, local_today
 
 __all__ = [
     "USCC_CHARSET",
@@ -145,8 +145,8 @@ def _birth_day_accepted(yyyymmdd: str) -> bool:
 
 
 class _Today:
-    """Today's date as ``YYYYMMDD`` text (which sorts as the dates do), computed again only
-    after local midnight."""
+    """Today's date in the city as ``YYYYMMDD`` text (which sorts as the dates do), computed
+    again only after the city's midnight."""
 
     text = ""
     until = 0.0
@@ -157,7 +157,9 @@ class _Today:
         if now >= cls.until:
             today = local_today()
             cls.text = f"{today:%Y%m%d}"
-            cls.until = datetime.combine(today + timedelta(days=1), datetime.min.time()).timestamp()
+            cls.until = datetime.combine(
+                today + timedelta(days=1), datetime.min.time(), tzinfo=CHINA_STANDARD_TIME
+            ).timestamp()
         return cls.text
 
 

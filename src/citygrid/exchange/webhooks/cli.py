@@ -1,5 +1,7 @@
-"""``citygrid exchange webhooks ...``: subscriptions, their delivery log, replay, and sending
-what is due now. Run as an administrator: every department's subscriptions.
+"""``citygrid exchange webhooks ...``: subscriptions, their delivery log, replay, renewal of
+a lease, and sending what is due now. Run as an administrator: every department's
+subscriptions; a renewal acts for the subscription's own department (the service lets only
+the owner renew).
 
 Refused input exits with status 2 and a message naming the field; nothing is written then.
 """
@@ -15,7 +17,7 @@ from citygrid.kit.actor import Actor
 from citygrid.kit.errors import CitygridError
 
 app = typer.Typer(
-    help="Webhook subscriptions of department systems: list, deliveries, replay, send.",
+    help="Webhook subscriptions of department systems: list, deliveries, replay, renew, send.",
     no_args_is_help=True,
 )
 
@@ -27,6 +29,24 @@ DbOption = Annotated[
 
 def _admin() -> Actor:
     return Actor(name="cli", role="admin", kind="system")
+
+
+def _for_department(department: str) -> Actor:
+    """The operator acting for one department, in the role its system acts in."""
+    from citygrid.exchange.webhooks.service import CLIENT_ROLE
+
+    return Actor(name="cli", role=CLIENT_ROLE, department=department, kind="system")
+
+
+def _refuse(error: CitygridError, options: dict[str, str] | None = None) -> typer.Exit:
+    """Print a refusal, naming each field as the command's option when it has one (exit 2)."""
+    options = options or {}
+    named = [item for item in error.details or () if item.get("field") in options]
+    if not named:
+        typer.echo(error.message, err=True)
+    for item in named:
+        typer.echo(f"{options[item['field']]}: {item.get('reason')}", err=True)
+    return typer.Exit(2)
 
 
 def _open(db: Path | None) -> str:
@@ -121,6 +141,46 @@ def replay(
         typer.echo(error.message, err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{count} deliveries will be sent again")
+
+
+@app.command("renew")
+def renew(
+    subscription: Annotated[str, typer.Argument(help="The subscription's id (whs_...)")],
+    lease_seconds: Annotated[
+        int | None,
+        typer.Option(
+            "--lease-seconds",
+            help="How long the renewed subscription lasts from now: at least 3600, at most "
+            "CITYGRID_WEBHOOK_LEASE_DAYS (the default).",
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Renew a subscription's lease for its department: the callback is challenged again as
+    at registration; only when it echoes is the subscription active until now + the lease
+    (an expired or failed one too). Otherwise nothing changes and the exit status is 2."""
+    from citygrid.exchange.webhooks import service
+    from citygrid.kit.db import unit_of_work
+    from citygrid.kit.settings import get_settings
+
+    url = _open(db)
+    settings = get_settings()
+    data = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    try:
+        # The checks, then the challenge in a transaction of its own: a read held across
+        # the challenge (seconds, maybe) could not become the write on SQLite.
+        with unit_of_work(url) as session:
+            owner = service.get_subscription(session, _admin(), ref=subscription).department
+            actor = _for_department(owner)
+            renewal = service.prepare_renewal(
+                session, actor, ref=subscription, data=data, settings=settings
+            )
+        with unit_of_work(url) as session:
+            renewed = service.renew(session, actor, renewal=renewal, settings=settings)
+            expires_at = renewed.expires_at
+    except CitygridError as error:
+        raise _refuse(error, {"lease_seconds": "--lease-seconds"}) from None
+    typer.echo(f"{subscription}\tactive until {expires_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 @app.command("send")

@@ -65,6 +65,39 @@ def subscription_by_ref(session: Session, *, ref: str) -> Subscription | None:
     return session.scalars(select(Subscription).where(Subscription.ref == ref)).first()
 
 
+def renew_lease(
+    session: Session,
+    *,
+    ref: str,
+    department: str,
+    lease_seconds: int,
+    verified_at: datetime,
+    expires_at: datetime,
+) -> bool:
+    """Make a department's subscription (not cancelled) active for a new lease; whether it
+    was there. Meant as the first statement of its transaction: SQLite then takes its write
+    lock before anything is read (a read first could not become this write once another
+    writer committed: "database is locked" at once)."""
+    statement = (
+        update(Subscription)
+        .where(
+            Subscription.ref == ref,
+            Subscription.department == department,
+            Subscription.state != SubscriptionState.CANCELLED,
+        )
+        .values(
+            state=SubscriptionState.ACTIVE,
+            lease_seconds=lease_seconds,
+            verified_at=verified_at,
+            expires_at=expires_at,
+            failure_reason=None,
+        )
+        .returning(Subscription.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return session.execute(statement).first() is not None
+
+
 def list_subscriptions(
     session: Session, *, department: str | None, include_cancelled: bool = False
 ) -> list[Subscription]:

@@ -247,14 +247,20 @@ class Renewal:
     lease_seconds: int
 
 
-def _owned(session: Session, actor: Actor, ref: str) -> Subscription:
-    """A subscription of the actor's own department, not cancelled: another department's is
-    "not found"; an administrator without a department may not act for one (403)."""
+def _owner_department(actor: Actor) -> str:
+    """The actor's department; an administrator without one may not act for one (403)."""
     if not actor.department:
         raise Forbidden(
             _("Only the department that registered a subscription may renew it."),
             code="not_the_owner",
         )
+    return actor.department
+
+
+def _owned(session: Session, actor: Actor, ref: str) -> Subscription:
+    """A subscription of the actor's own department, not cancelled: another department's is
+    "not found"; an administrator without a department may not act for one (403)."""
+    _owner_department(actor)
     subscription = _subscription(session, actor, ref)
     if (
         subscription.department != actor.department
@@ -314,18 +320,23 @@ def renew(session: Session, actor: Actor, *, renewal: Renewal, settings: Setting
         lease_seconds=renewal.lease_seconds,
         settings=settings,
     )
-    # Read again after the challenge: it may have been deleted meanwhile.
-    subscription = _owned(session, actor, renewal.ref)
     if not result.ok:
-        raise _challenge_failed(subscription.ref, result.reason)
+        # Read again after the challenge: it may have been deleted meanwhile (404 then).
+        raise _challenge_failed(_owned(session, actor, renewal.ref).ref, result.reason)
+    # The write first, then the read (it may have been deleted meanwhile): on SQLite a read
+    # first could not become the write once another writer had committed.
     now = utcnow()
-    subscription.state = SubscriptionState.ACTIVE
-    subscription.lease_seconds = renewal.lease_seconds
-    subscription.verified_at = now
-    subscription.expires_at = now + timedelta(seconds=renewal.lease_seconds)
-    subscription.failure_reason = None
-    session.flush()
-    return subscription
+    renewed = repository.renew_lease(
+        session,
+        ref=renewal.ref,
+        department=_owner_department(actor),
+        lease_seconds=renewal.lease_seconds,
+        verified_at=now,
+        expires_at=now + timedelta(seconds=renewal.lease_seconds),
+    )
+    if not renewed:
+        raise NotFound(_("No such subscription."))
+    return _owned(session, actor, renewal.ref)
 
 
 # ============================================================================ the log, replay
