@@ -741,6 +741,26 @@ _PERSON_KEYS_SQL = (
 )
 
 
+def _sqlite_rows_by_id_numbers(
+    session: Session, sql: str, id_numbers: Sequence[str]
+) -> list[Sequence[Any]]:
+    """The rows of ``sql`` (a SELECT ending in ``WHERE id_number``) for these ID numbers,
+    straight from the driver's cursor: the bulk import looks up every row's person, the
+    columns need no conversion (a status is its text), and SQLAlchemy's result rows cost as
+    much as the query."""
+    rows: list[Sequence[Any]] = []
+    cursor = session.connection().connection.cursor()
+    try:
+        for start in range(0, len(id_numbers), _IN_CHUNK):
+            numbers = tuple(id_numbers[start : start + _IN_CHUNK])
+            marks = ", ".join("?" * len(numbers))
+            cursor.execute(f"{sql} IN ({marks})", numbers)
+            rows.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return rows
+
+
 def person_keys_by_id_numbers(
     session: Session, *, id_numbers: Sequence[str]
 ) -> list[Sequence[Any]]:
@@ -748,21 +768,8 @@ def person_keys_by_id_numbers(
     persons holding these ID numbers (missing ones are absent)."""
     persons = Person.__table__
     rows: list[Sequence[Any]] = []
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # Straight to the driver's cursor: the bulk import looks up every row's person, the
-        # columns need no conversion (the status is its text, as the Core statement's cast),
-        # and SQLAlchemy's result rows cost as much as the query.
-        cursor = connection.connection.cursor()
-        try:
-            for start in range(0, len(id_numbers), _IN_CHUNK):
-                numbers = tuple(id_numbers[start : start + _IN_CHUNK])
-                marks = ", ".join("?" * len(numbers))
-                cursor.execute(f"{_PERSON_KEYS_SQL} IN ({marks})", numbers)
-                rows.extend(cursor.fetchall())
-        finally:
-            cursor.close()
-        return rows
+    if session.get_bind().dialect.name == "sqlite":
+        return _sqlite_rows_by_id_numbers(session, _PERSON_KEYS_SQL, id_numbers)
     for start in range(0, len(id_numbers), _IN_CHUNK):
         chunk = list(id_numbers[start : start + _IN_CHUNK])
         statement = select(
@@ -793,19 +800,8 @@ def person_key_rows_by_id_numbers(
     (missing ones absent), the status as its text, read from the covering index
     ``ix_persons_id_number_keys``: the bulk import's look-up of every row's person."""
     rows: list[Sequence[Any]] = []
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        # Straight to the driver's cursor: SQLAlchemy's result rows cost as much as the query.
-        cursor = connection.connection.cursor()
-        try:
-            for start in range(0, len(id_numbers), _IN_CHUNK):
-                numbers = tuple(id_numbers[start : start + _IN_CHUNK])
-                marks = ", ".join("?" * len(numbers))
-                cursor.execute(f"{_KEY_ROWS_SQL} IN ({marks})", numbers)
-                rows.extend(cursor.fetchall())
-        finally:
-            cursor.close()
-        return rows
+    if session.get_bind().dialect.name == "sqlite":
+        return _sqlite_rows_by_id_numbers(session, _KEY_ROWS_SQL, id_numbers)
     persons = Person.__table__
     for start in range(0, len(id_numbers), _IN_CHUNK):
         chunk = list(id_numbers[start : start + _IN_CHUNK])
