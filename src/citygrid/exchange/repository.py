@@ -543,6 +543,18 @@ def pension_of(session: Session, *, person_id: int) -> PensionRecord | None:
     ).first()
 
 
+def allowances_of(session: Session, *, person_ids: Sequence[int]) -> dict[int, AllowanceRecord]:
+    """The allowances of these persons, by person (one query; a person has one at most)."""
+    statement = select(AllowanceRecord).where(AllowanceRecord.person_id.in_(list(person_ids)))
+    return {row.person_id: row for row in session.scalars(statement)}
+
+
+def pensions_of(session: Session, *, person_ids: Sequence[int]) -> dict[int, PensionRecord]:
+    """The pensions of these persons, by person (one query; a person has one at most)."""
+    statement = select(PensionRecord).where(PensionRecord.person_id.in_(list(person_ids)))
+    return {row.person_id: row for row in session.scalars(statement)}
+
+
 def marital_record_of(session: Session, *, person_id: int) -> MaritalRecord | None:
     """The person's marital record, if any."""
     statement = select(MaritalRecord).where(MaritalRecord.person_id == person_id)
@@ -561,6 +573,24 @@ def active_tenancies(
         conditions.append(TenancyRecord.unit_id == unit_id)
     statement = select(TenancyRecord).where(*conditions).order_by(TenancyRecord.since)
     return list(session.scalars(statement))
+
+
+def active_tenancies_of(
+    session: Session, *, person_ids: Sequence[int]
+) -> dict[int, list[TenancyRecord]]:
+    """The active tenancies of these persons, by person, each's oldest first (one query)."""
+    statement = (
+        select(TenancyRecord)
+        .where(
+            TenancyRecord.person_id.in_(list(person_ids)),
+            TenancyRecord.status == TenancyStatus.ACTIVE,
+        )
+        .order_by(TenancyRecord.person_id, TenancyRecord.since)
+    )
+    found: dict[int, list[TenancyRecord]] = {}
+    for row in session.scalars(statement):
+        found.setdefault(row.person_id, []).append(row)
+    return found
 
 
 def tenancy_by_key(
@@ -760,13 +790,25 @@ def delivered_consumers(session: Session, *, entry_ids: Sequence[int]) -> dict[i
 
 # Built once: the worker runs them for every delivery.
 _INSERT_DELIVERY = insert(_table(OutboxDelivery))
-_INSERT_TASK = insert(_table(Task))
 
 
 def insert_delivery(session: Session, *, entry_id: int, consumer: str, worker: str) -> None:
     """Record that a consumer applied an entry (a unique key refuses a second record)."""
     session.execute(
         _INSERT_DELIVERY, {"entry_id": entry_id, "consumer": consumer, "worker": worker}
+    )
+
+
+def insert_deliveries(
+    session: Session, *, entry_ids: Sequence[int], consumer: str, worker: str
+) -> None:
+    """Record that a consumer applied these entries (one executemany; the unique key refuses
+    the whole statement when one of them has a record already)."""
+    bulk_insert_columns(
+        session,
+        _table(OutboxDelivery),
+        {"entry_id": list(entry_ids)},
+        shared={"consumer": consumer, "worker": worker},
     )
 
 
@@ -895,9 +937,10 @@ def _rowcount(result: Any) -> int:
 # ----------------------------------------------------------------------------- tasks
 
 
-def insert_task(session: Session, values: dict[str, Any]) -> None:
-    """Insert a task (unique per event, kind and assignee)."""
-    session.execute(_INSERT_TASK, values)
+def insert_tasks(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert tasks, all with the same keys (one executemany; unique per event, kind and
+    assignee: a second one fails the statement)."""
+    bulk_insert(session, _table(Task), rows)
 
 
 def tasks_for(
