@@ -385,7 +385,7 @@ def _deliver_chunk(
     after its backoff, or dead after ``max_attempts``."""
     messages = [
         Message(entry_id, topic, person_id, grid_code, payload or {}, attempts)
-        for entry_id, topic, person_id, grid_code, payload, attempts, _claimed_by in rows
+        for entry_id, topic, person_id, grid_code, payload, attempts in rows
     ]
     errors: dict[int, list[str]] = {}
     for consumer in registry:
@@ -448,8 +448,8 @@ def deliver(
             delivered = _deliver_chunk(
                 session,
                 registry,
-                repository.outbox_rows(session, entry_ids=held),
-                done=repository.delivered_consumers(session, entry_ids=held),
+                held,
+                done=repository.delivered_consumers(session, entry_ids=[row[0] for row in held]),
                 worker_id=worker_id,
                 now=moment,
                 max_attempts=max_attempts,

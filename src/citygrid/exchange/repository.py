@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import orjson
 from sqlalchemy import (
     JSON,
+    BindParameter,
     ColumnElement,
     Integer,
     Table,
@@ -736,20 +737,51 @@ def claim_outbox(
     )
 
 
+# Built once, with expanding IN lists: the worker runs them for every chunk it delivers.
+_ENTRY_IDS: BindParameter[Any] = bindparam("entry_ids", expanding=True)
+_HOLD = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_ENTRY_IDS), _OUTBOX.c.state.in_(_UNDELIVERED))
+    .values(
+        claimed_by=bindparam("worker_id", type_=_OUTBOX.c.claimed_by.type),
+        claimed_until=bindparam("until", type_=_OUTBOX.c.claimed_until.type),
+    )
+    .returning(
+        _OUTBOX.c.id,
+        _OUTBOX.c.topic,
+        _OUTBOX.c.subject_person_id,
+        _OUTBOX.c.subject_grid_code,
+        _OUTBOX.c.payload,
+        _OUTBOX.c.attempts,
+    )
+)
+_DELIVERED_CONSUMERS = select(
+    _table(OutboxDelivery).c.entry_id, _table(OutboxDelivery).c.consumer
+).where(_table(OutboxDelivery).c.entry_id.in_(_ENTRY_IDS))
+_MARK_DELIVERED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_ENTRY_IDS))
+    .values(
+        state=OutboxState.DELIVERED,
+        delivered_at=bindparam("now", type_=_OUTBOX.c.delivered_at.type),
+        claimed_until=None,
+        last_error=None,
+    )
+)
+
+
 def hold_entries(
     session: Session, *, entry_ids: Sequence[int], worker_id: str, until: datetime
-) -> list[int]:
+) -> list[Any]:
     """Renew a worker's lease on those of the entries still undelivered, as the first write
-    of their delivery transaction; their ids, oldest first. The write comes first so that
-    SQLite takes its writer lock before reading (no stale snapshot), and PostgreSQL locks the
-    rows, so a second worker delivering the same entries waits for this one."""
-    statement = (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(list(entry_ids)), _OUTBOX.c.state.in_(_UNDELIVERED))
-        .values(claimed_by=worker_id, claimed_until=until)
-        .returning(_OUTBOX.c.id)
+    of their delivery transaction; ``(id, topic, subject_person_id, subject_grid_code,
+    payload, attempts)`` of each, oldest first. The write comes first so that SQLite takes
+    its writer lock before reading (no stale snapshot), and PostgreSQL locks the rows, so a
+    second worker delivering the same entries waits for this one."""
+    result = session.execute(
+        _HOLD, {"entry_ids": list(entry_ids), "worker_id": worker_id, "until": until}
     )
-    return sorted(session.execute(statement).scalars())
+    return sorted(result.all(), key=itemgetter(0))
 
 
 def outbox_entry(session: Session, *, entry_id: int) -> OutboxEntry | None:
@@ -757,33 +789,10 @@ def outbox_entry(session: Session, *, entry_id: int) -> OutboxEntry | None:
     return session.get(OutboxEntry, entry_id)
 
 
-def outbox_rows(session: Session, *, entry_ids: Sequence[int]) -> list[Any]:
-    """``(id, topic, subject_person_id, subject_grid_code, payload, attempts, claimed_by)``
-    of these entries, by id."""
-    statement = (
-        select(
-            _OUTBOX.c.id,
-            _OUTBOX.c.topic,
-            _OUTBOX.c.subject_person_id,
-            _OUTBOX.c.subject_grid_code,
-            _OUTBOX.c.payload,
-            _OUTBOX.c.attempts,
-            _OUTBOX.c.claimed_by,
-        )
-        .where(_OUTBOX.c.id.in_(list(entry_ids)))
-        .order_by(_OUTBOX.c.id)
-    )
-    return list(session.execute(statement).all())
-
-
 def delivered_consumers(session: Session, *, entry_ids: Sequence[int]) -> dict[int, set[str]]:
     """``{entry id: consumers that have applied it}``."""
-    table = _table(OutboxDelivery)
-    statement = select(table.c.entry_id, table.c.consumer).where(
-        table.c.entry_id.in_(list(entry_ids))
-    )
     done: dict[int, set[str]] = {}
-    for entry_id, consumer in session.execute(statement):
+    for entry_id, consumer in session.execute(_DELIVERED_CONSUMERS, {"entry_ids": list(entry_ids)}):
         done.setdefault(entry_id, set()).add(consumer)
     return done
 
@@ -814,13 +823,8 @@ def insert_deliveries(
 
 def mark_delivered(session: Session, *, entry_ids: Sequence[int], now: datetime) -> None:
     """Every consumer applied these entries."""
-    if not entry_ids:
-        return
-    session.execute(
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(list(entry_ids)))
-        .values(state=OutboxState.DELIVERED, delivered_at=now, claimed_until=None, last_error=None)
-    )
+    if entry_ids:
+        session.execute(_MARK_DELIVERED, {"entry_ids": list(entry_ids), "now": now})
 
 
 def mark_failed(
