@@ -9,12 +9,14 @@ exactly once.
   UPDATE: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that several workers take different
   entries; on SQLite the single writer lock. A claim is a lease (``claimed_until``): a worker
   that dies leaves its entries to be claimed again when the lease runs out.
-- Entries are delivered a few per transaction (``DELIVERY_CHUNK``): its first write renews
-  their lease. For each consumer of an entry's topic not yet in ``outbox_deliveries``, a
-  savepoint holds the delivery record and the consumer's effect together: both commit or
-  neither does, and the unique key (entry, consumer) refuses a second record, so a
-  redelivered entry (a lease that ran out under a slow worker) is not applied twice. A
-  failing consumer is retried with exponential backoff, the others' effects commit; after
+- Entries are delivered a chunk per transaction (``DELIVERY_CHUNK``): its first write renews
+  their lease. Each consumer (in registration order) takes the chunk's entries of its topics
+  not yet in ``outbox_deliveries`` together: one savepoint holds their delivery records and
+  the consumer's effect (its batch handler once, or its handler for each): all commit or
+  none does, and the unique key (entry, consumer) refuses a second record, so a redelivered
+  entry (a lease that ran out under a slow worker) is not applied twice. When that savepoint
+  fails, the consumer takes the entries again one savepoint each, so that only the failing
+  entry fails: it is retried with exponential backoff, the others' effects commit; after
   ``max_attempts`` the entry is ``dead`` and waits for an operator.
 - Entries about one person are delivered in order: an entry waits while an older undelivered
   (pending or claimed) entry about the same person exists. A dead entry no longer holds the
@@ -44,8 +46,11 @@ SessionFactory = Callable[[], Session]
 DEFAULT_BATCH = 100
 DEFAULT_LEASE = timedelta(seconds=60)
 DEFAULT_MAX_ATTEMPTS = 10
-# Entries per delivery transaction: fewer commits, and a short hold on SQLite's writer lock.
-DELIVERY_CHUNK = 10
+# Entries per delivery transaction, handed to each consumer together: fewer commits,
+# savepoints and statements per entry, and still a short hold on SQLite's writer lock (a
+# chunk of 50 takes about as long as a chunk of 10 did when each entry had savepoints of
+# its own; see docs/exchange.md, "Delivery").
+DELIVERY_CHUNK = 50
 MAX_BACKOFF = timedelta(minutes=10)
 
 
