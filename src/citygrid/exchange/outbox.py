@@ -49,7 +49,7 @@ DEFAULT_MAX_ATTEMPTS = 10
 # Entries per delivery transaction, handed to each consumer together: fewer commits,
 # savepoints and statements per entry, and still a short hold on SQLite's writer lock (a
 # chunk of 50 takes about as long as a chunk of 10 did when each entry had savepoints of
-# its own; see docs/exchange.md, "Delivery").
+# its own; see docs/exchange.md, "Delivering").
 DELIVERY_CHUNK = 50
 MAX_BACKOFF = timedelta(minutes=10)
 
