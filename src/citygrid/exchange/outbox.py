@@ -9,12 +9,14 @@ exactly once.
   UPDATE: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that several workers take different
   entries; on SQLite the single writer lock. A claim is a lease (``claimed_until``): a worker
   that dies leaves its entries to be claimed again when the lease runs out.
-- Entries are delivered a few per transaction (``DELIVERY_CHUNK``): its first write renews
-  their lease. For each consumer of an entry's topic not yet in ``outbox_deliveries``, a
-  savepoint holds the delivery record and the consumer's effect together: both commit or
-  neither does, and the unique key (entry, consumer) refuses a second record, so a
-  redelivered entry (a lease that ran out under a slow worker) is not applied twice. A
-  failing consumer is retried with exponential backoff, the others' effects commit; after
+- Entries are delivered a chunk per transaction (``DELIVERY_CHUNK``): its first write renews
+  their lease. Each consumer (in registration order) takes the chunk's entries of its topics
+  not yet in ``outbox_deliveries`` together: one savepoint holds their delivery records and
+  the consumer's effect (its batch handler once, or its handler for each): all commit or
+  none does, and the unique key (entry, consumer) refuses a second record, so a redelivered
+  entry (a lease that ran out under a slow worker) is not applied twice. When that savepoint
+  fails, the consumer takes the entries again one savepoint each, so that only the failing
+  entry fails: it is retried with exponential backoff, the others' effects commit; after
   ``max_attempts`` the entry is ``dead`` and waits for an operator.
 - Entries about one person are delivered in order: an entry waits while an older undelivered
   (pending or claimed) entry about the same person exists. A dead entry no longer holds the
@@ -44,8 +46,11 @@ SessionFactory = Callable[[], Session]
 DEFAULT_BATCH = 100
 DEFAULT_LEASE = timedelta(seconds=60)
 DEFAULT_MAX_ATTEMPTS = 10
-# Entries per delivery transaction: fewer commits, and a short hold on SQLite's writer lock.
-DELIVERY_CHUNK = 10
+# Entries per delivery transaction, handed to each consumer together: fewer commits,
+# savepoints and statements per entry, and still a short hold on SQLite's writer lock (a
+# chunk of 50 takes about as long as a chunk of 10 did when each entry had savepoints of
+# its own; see docs/exchange.md, "Delivering").
+DELIVERY_CHUNK = 50
 MAX_BACKOFF = timedelta(minutes=10)
 
 
@@ -74,17 +79,23 @@ class Message:
 
 
 Handler = Callable[[Session, Message], None]
+BatchHandler = Callable[[Session, Sequence[Message]], None]
 
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
     """A named handler of some topics. The name is written into every delivery record: keep
-    it stable."""
+    it stable.
+
+    ``batch_handler``, when given, applies several messages at once (at most one per person,
+    in the order given) with the effect of ``handler`` applied to each in turn: the
+    delivery hands it a chunk's messages together (see ``deliver``)."""
 
     name: str
     topics: frozenset[str]
     handler: Handler
     description: str = ""
+    batch_handler: BatchHandler | None = None
 
 
 class ConsumerRegistry:
@@ -110,6 +121,22 @@ class ConsumerRegistry:
         def decorate(handler: Handler) -> Handler:
             self.register(Consumer(name, frozenset(topics), handler, description))
             return handler
+
+        return decorate
+
+    def batch_consumer(
+        self, name: str, *, topics: Sequence[str], description: str = ""
+    ) -> Callable[[BatchHandler], BatchHandler]:
+        """Decorator: register the function as the batch handler of a consumer; its handler
+        of one message is the same function given that message alone, so that a reaction is
+        written once."""
+
+        def decorate(batch_handler: BatchHandler) -> BatchHandler:
+            def handler(session: Session, message: Message) -> None:
+                batch_handler(session, (message,))
+
+            self.register(Consumer(name, frozenset(topics), handler, description, batch_handler))
+            return batch_handler
 
         return decorate
 
@@ -259,60 +286,141 @@ def claim(
         )
 
 
-def _deliver_entry(
+def _apply_one(
+    session: Session,
+    consumer: Consumer,
+    message: Message,
+    *,
+    worker_id: str,
+    report: DeliveryReport,
+    errors: dict[int, list[str]],
+) -> None:
+    """Apply one message to a consumer in a savepoint of its own: its delivery record and its
+    effect commit together, or neither does (a failure is noted in ``errors``)."""
+    try:
+        with session.begin_nested():
+            try:
+                repository.insert_delivery(
+                    session, entry_id=message.entry_id, consumer=consumer.name, worker=worker_id
+                )
+            except IntegrityError:
+                raise _AlreadyDelivered from None
+            consumer.handler(session, message)
+        report.applied += 1
+    except _AlreadyDelivered:
+        report.already_applied += 1
+    except Exception as exc:
+        _failed(consumer, message, exc, errors)
+
+
+def _failed(
+    consumer: Consumer, message: Message, exc: Exception, errors: dict[int, list[str]]
+) -> None:
+    # The type only, in the entry and in the log: an exception's text may hold personal data.
+    errors.setdefault(message.entry_id, []).append(f"{consumer.name}: {type(exc).__name__}")
+    logger.error(
+        "outbox entry %s: consumer %s failed with %s",
+        message.entry_id,
+        consumer.name,
+        type(exc).__name__,
+    )
+
+
+def _apply(
+    session: Session,
+    consumer: Consumer,
+    messages: Sequence[Message],
+    *,
+    worker_id: str,
+    report: DeliveryReport,
+    errors: dict[int, list[str]],
+) -> None:
+    """Apply messages to a consumer: all in one savepoint (their delivery records in one
+    executemany, then the batch handler once, or the handler for each); when that fails,
+    one savepoint per message, so that only the failing one fails. A handler of one message
+    that fails is not run again: the others go together again without it."""
+    pending = list(messages)
+    while len(pending) > 1:
+        failing: int | None = None
+        try:
+            with session.begin_nested():
+                try:
+                    repository.insert_deliveries(
+                        session,
+                        entry_ids=[message.entry_id for message in pending],
+                        consumer=consumer.name,
+                        worker=worker_id,
+                    )
+                except IntegrityError:
+                    # Another delivery applied one of them: one by one, it is left alone.
+                    raise _AlreadyDelivered from None
+                if consumer.batch_handler is not None:
+                    consumer.batch_handler(session, pending)
+                else:
+                    for failing, message in enumerate(pending):  # noqa: B007 - read below
+                        consumer.handler(session, message)
+                    failing = None
+        except _AlreadyDelivered:
+            break
+        except Exception as exc:
+            if failing is None:
+                break  # the batch handler (or the records) failed: one by one
+            _failed(consumer, pending[failing], exc, errors)
+            del pending[failing]
+            continue
+        report.applied += len(pending)
+        return
+    for message in pending:
+        _apply_one(session, consumer, message, worker_id=worker_id, report=report, errors=errors)
+
+
+def _deliver_chunk(
     session: Session,
     registry: ConsumerRegistry,
-    row: Any,
+    rows: Sequence[Any],
     *,
-    done: set[str],
+    done: Mapping[int, set[str]],
     worker_id: str,
     now: datetime,
     max_attempts: int,
     report: DeliveryReport,
-) -> bool:
-    """Apply an entry to each consumer not in ``done``; True when every consumer has it."""
-    entry_id, topic, person_id, grid_code, payload, attempts, _claimed_by = row
-    message = Message(entry_id, topic, person_id, grid_code, payload or {}, attempts)
-    errors: list[str] = []
-    for consumer in registry.for_topic(topic):
-        if consumer.name in done:
-            report.already_applied += 1
+) -> list[int]:
+    """Apply held entries to each consumer (in registration order) that has not applied them
+    yet; the ids of the entries every consumer now has. A failed entry is left for a retry
+    after its backoff, or dead after ``max_attempts``."""
+    messages = [
+        Message(entry_id, topic, person_id, grid_code, payload or {}, attempts)
+        for entry_id, topic, person_id, grid_code, payload, attempts in rows
+    ]
+    errors: dict[int, list[str]] = {}
+    for consumer in registry:
+        due: list[Message] = []
+        for message in messages:
+            if message.topic not in consumer.topics:
+                continue
+            if consumer.name in done.get(message.entry_id, ()):
+                report.already_applied += 1
+            else:
+                due.append(message)
+        if due:
+            _apply(session, consumer, due, worker_id=worker_id, report=report, errors=errors)
+    delivered: list[int] = []
+    for message in messages:
+        failures = errors.get(message.entry_id)
+        if not failures:
+            report.delivered += 1
+            delivered.append(message.entry_id)
             continue
-        try:
-            with session.begin_nested():
-                try:
-                    repository.insert_delivery(
-                        session, entry_id=entry_id, consumer=consumer.name, worker=worker_id
-                    )
-                except IntegrityError:
-                    raise _AlreadyDelivered from None
-                consumer.handler(session, message)
-            report.applied += 1
-        except _AlreadyDelivered:
-            report.already_applied += 1
-        except Exception as exc:
-            # The type only, in the entry and in the log: an exception's text may hold
-            # personal data.
-            errors.append(f"{consumer.name}: {type(exc).__name__}")
-            logger.error(
-                "outbox entry %s: consumer %s failed with %s",
-                entry_id,
-                consumer.name,
-                type(exc).__name__,
-            )
-    if not errors:
-        report.delivered += 1
-        return True
-    report.failed += 1
-    report.errors.extend(errors)
-    repository.mark_failed(
-        session,
-        entry_id=entry_id,
-        error="; ".join(errors)[:2000],
-        available_at=now + backoff(attempts),
-        dead=attempts >= max_attempts,
-    )
-    return False
+        report.failed += 1
+        report.errors.extend(failures)
+        repository.mark_failed(
+            session,
+            entry_id=message.entry_id,
+            error="; ".join(failures)[:2000],
+            available_at=now + backoff(message.attempt),
+            dead=message.attempt >= max_attempts,
+        )
+    return delivered
 
 
 def deliver(
@@ -324,11 +432,12 @@ def deliver(
     now: datetime | None = None,
     lease: timedelta = DEFAULT_LEASE,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    chunk: int = DELIVERY_CHUNK,
+    chunk: int | None = None,
 ) -> DeliveryReport:
-    """Deliver claimed entries, ``chunk`` per transaction, each consumer's effect in a
-    savepoint of its own (see the module's docstring)."""
+    """Deliver claimed entries, ``chunk`` (``DELIVERY_CHUNK``) per transaction, each
+    consumer's effect on them in a savepoint (see the module's docstring)."""
     registry = registry if registry is not None else default_registry()
+    chunk = chunk or DELIVERY_CHUNK
     report = DeliveryReport(claimed=len(entry_ids))
     for start in range(0, len(entry_ids), chunk):
         moment = _utc(now or utcnow())
@@ -341,20 +450,16 @@ def deliver(
             )
             if not held:
                 continue
-            done = repository.delivered_consumers(session, entry_ids=held)
-            delivered: list[int] = []
-            for row in repository.outbox_rows(session, entry_ids=held):
-                if _deliver_entry(
-                    session,
-                    registry,
-                    row,
-                    done=done.get(row[0], set()),
-                    worker_id=worker_id,
-                    now=moment,
-                    max_attempts=max_attempts,
-                    report=report,
-                ):
-                    delivered.append(row[0])
+            delivered = _deliver_chunk(
+                session,
+                registry,
+                held,
+                done=repository.delivered_consumers(session, entry_ids=[row[0] for row in held]),
+                worker_id=worker_id,
+                now=moment,
+                max_attempts=max_attempts,
+                report=report,
+            )
             repository.mark_delivered(session, entry_ids=delivered, now=moment)
     return report
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import orjson
 from sqlalchemy import (
     JSON,
+    BindParameter,
     ColumnElement,
     Date,
     Integer,
@@ -630,6 +631,18 @@ def pension_of(session: Session, *, person_id: int) -> PensionRecord | None:
     ).first()
 
 
+def allowances_of(session: Session, *, person_ids: Sequence[int]) -> dict[int, AllowanceRecord]:
+    """The allowances of these persons, by person (one query; a person has one at most)."""
+    statement = select(AllowanceRecord).where(AllowanceRecord.person_id.in_(list(person_ids)))
+    return {row.person_id: row for row in session.scalars(statement)}
+
+
+def pensions_of(session: Session, *, person_ids: Sequence[int]) -> dict[int, PensionRecord]:
+    """The pensions of these persons, by person (one query; a person has one at most)."""
+    statement = select(PensionRecord).where(PensionRecord.person_id.in_(list(person_ids)))
+    return {row.person_id: row for row in session.scalars(statement)}
+
+
 def marital_record_of(session: Session, *, person_id: int) -> MaritalRecord | None:
     """The person's marital record, if any."""
     statement = select(MaritalRecord).where(MaritalRecord.person_id == person_id)
@@ -684,6 +697,24 @@ def active_tenancies(
         conditions.append(TenancyRecord.unit_id == unit_id)
     statement = select(TenancyRecord).where(*conditions).order_by(TenancyRecord.since)
     return list(session.scalars(statement))
+
+
+def active_tenancies_of(
+    session: Session, *, person_ids: Sequence[int]
+) -> dict[int, list[TenancyRecord]]:
+    """The active tenancies of these persons, by person, each's oldest first (one query)."""
+    statement = (
+        select(TenancyRecord)
+        .where(
+            TenancyRecord.person_id.in_(list(person_ids)),
+            TenancyRecord.status == TenancyStatus.ACTIVE,
+        )
+        .order_by(TenancyRecord.person_id, TenancyRecord.since)
+    )
+    found: dict[int, list[TenancyRecord]] = {}
+    for row in session.scalars(statement):
+        found.setdefault(row.person_id, []).append(row)
+    return found
 
 
 def tenancy_by_key(
@@ -829,20 +860,51 @@ def claim_outbox(
     )
 
 
+# Built once, with expanding IN lists: the worker runs them for every chunk it delivers.
+_ENTRY_IDS: BindParameter[Any] = bindparam("entry_ids", expanding=True)
+_HOLD = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_ENTRY_IDS), _OUTBOX.c.state.in_(_UNDELIVERED))
+    .values(
+        claimed_by=bindparam("worker_id", type_=_OUTBOX.c.claimed_by.type),
+        claimed_until=bindparam("until", type_=_OUTBOX.c.claimed_until.type),
+    )
+    .returning(
+        _OUTBOX.c.id,
+        _OUTBOX.c.topic,
+        _OUTBOX.c.subject_person_id,
+        _OUTBOX.c.subject_grid_code,
+        _OUTBOX.c.payload,
+        _OUTBOX.c.attempts,
+    )
+)
+_DELIVERED_CONSUMERS = select(
+    _table(OutboxDelivery).c.entry_id, _table(OutboxDelivery).c.consumer
+).where(_table(OutboxDelivery).c.entry_id.in_(_ENTRY_IDS))
+_MARK_DELIVERED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_ENTRY_IDS))
+    .values(
+        state=OutboxState.DELIVERED,
+        delivered_at=bindparam("now", type_=_OUTBOX.c.delivered_at.type),
+        claimed_until=None,
+        last_error=None,
+    )
+)
+
+
 def hold_entries(
     session: Session, *, entry_ids: Sequence[int], worker_id: str, until: datetime
-) -> list[int]:
+) -> list[Any]:
     """Renew a worker's lease on those of the entries still undelivered, as the first write
-    of their delivery transaction; their ids, oldest first. The write comes first so that
-    SQLite takes its writer lock before reading (no stale snapshot), and PostgreSQL locks the
-    rows, so a second worker delivering the same entries waits for this one."""
-    statement = (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(list(entry_ids)), _OUTBOX.c.state.in_(_UNDELIVERED))
-        .values(claimed_by=worker_id, claimed_until=until)
-        .returning(_OUTBOX.c.id)
+    of their delivery transaction; ``(id, topic, subject_person_id, subject_grid_code,
+    payload, attempts)`` of each, oldest first. The write comes first so that SQLite takes
+    its writer lock before reading (no stale snapshot), and PostgreSQL locks the rows, so a
+    second worker delivering the same entries waits for this one."""
+    result = session.execute(
+        _HOLD, {"entry_ids": list(entry_ids), "worker_id": worker_id, "until": until}
     )
-    return sorted(session.execute(statement).scalars())
+    return sorted(result.all(), key=itemgetter(0))
 
 
 def outbox_entry(session: Session, *, entry_id: int) -> OutboxEntry | None:
@@ -850,40 +912,16 @@ def outbox_entry(session: Session, *, entry_id: int) -> OutboxEntry | None:
     return session.get(OutboxEntry, entry_id)
 
 
-def outbox_rows(session: Session, *, entry_ids: Sequence[int]) -> list[Any]:
-    """``(id, topic, subject_person_id, subject_grid_code, payload, attempts, claimed_by)``
-    of these entries, by id."""
-    statement = (
-        select(
-            _OUTBOX.c.id,
-            _OUTBOX.c.topic,
-            _OUTBOX.c.subject_person_id,
-            _OUTBOX.c.subject_grid_code,
-            _OUTBOX.c.payload,
-            _OUTBOX.c.attempts,
-            _OUTBOX.c.claimed_by,
-        )
-        .where(_OUTBOX.c.id.in_(list(entry_ids)))
-        .order_by(_OUTBOX.c.id)
-    )
-    return list(session.execute(statement).all())
-
-
 def delivered_consumers(session: Session, *, entry_ids: Sequence[int]) -> dict[int, set[str]]:
     """``{entry id: consumers that have applied it}``."""
-    table = _table(OutboxDelivery)
-    statement = select(table.c.entry_id, table.c.consumer).where(
-        table.c.entry_id.in_(list(entry_ids))
-    )
     done: dict[int, set[str]] = {}
-    for entry_id, consumer in session.execute(statement):
+    for entry_id, consumer in session.execute(_DELIVERED_CONSUMERS, {"entry_ids": list(entry_ids)}):
         done.setdefault(entry_id, set()).add(consumer)
     return done
 
 
 # Built once: the worker runs them for every delivery.
 _INSERT_DELIVERY = insert(_table(OutboxDelivery))
-_INSERT_TASK = insert(_table(Task))
 
 
 def insert_delivery(session: Session, *, entry_id: int, consumer: str, worker: str) -> None:
@@ -893,15 +931,23 @@ def insert_delivery(session: Session, *, entry_id: int, consumer: str, worker: s
     )
 
 
+def insert_deliveries(
+    session: Session, *, entry_ids: Sequence[int], consumer: str, worker: str
+) -> None:
+    """Record that a consumer applied these entries (one executemany; the unique key refuses
+    the whole statement when one of them has a record already)."""
+    bulk_insert_columns(
+        session,
+        _table(OutboxDelivery),
+        {"entry_id": list(entry_ids)},
+        shared={"consumer": consumer, "worker": worker},
+    )
+
+
 def mark_delivered(session: Session, *, entry_ids: Sequence[int], now: datetime) -> None:
     """Every consumer applied these entries."""
-    if not entry_ids:
-        return
-    session.execute(
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(list(entry_ids)))
-        .values(state=OutboxState.DELIVERED, delivered_at=now, claimed_until=None, last_error=None)
-    )
+    if entry_ids:
+        session.execute(_MARK_DELIVERED, {"entry_ids": list(entry_ids), "now": now})
 
 
 def mark_failed(
@@ -1018,9 +1064,10 @@ def _rowcount(result: Any) -> int:
 # ----------------------------------------------------------------------------- tasks
 
 
-def insert_task(session: Session, values: dict[str, Any]) -> None:
-    """Insert a task (unique per event, kind and assignee)."""
-    session.execute(_INSERT_TASK, values)
+def insert_tasks(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert tasks, all with the same keys (one executemany; unique per event, kind and
+    assignee: a second one fails the statement)."""
+    bulk_insert(session, _table(Task), rows)
 
 
 def tasks_for(

@@ -830,6 +830,41 @@ def person_key_by_id(session: Session, *, person_id: int) -> Row[Any] | None:
     return session.execute(_PERSON_KEY, {"person_id": person_id}).first()
 
 
+_PERSON_KEYS_BY_ID = select(
+    _PERSONS.c.id,
+    _PERSONS.c.ref,
+    _PERSONS.c.grid_code,
+    type_coerce(_PERSONS.c.status, String()),
+    _PERSONS.c.household_id,
+    _PERSONS.c.relation_to_head,
+).where(_PERSONS.c.id.in_(bindparam("person_ids", expanding=True)))
+
+
+def person_keys_by_ids(session: Session, *, person_ids: Sequence[int]) -> list[Row[Any]]:
+    """``(id, ref, grid_code, status, household_id, relation_to_head)`` of the persons with
+    these ids (missing ones are absent)."""
+    rows: list[Row[Any]] = []
+    for start in range(0, len(person_ids), _IN_CHUNK):
+        chunk = list(person_ids[start : start + _IN_CHUNK])
+        rows.extend(session.execute(_PERSON_KEYS_BY_ID, {"person_ids": chunk}).all())
+    return rows
+
+
+_HOUSEHOLD_GRIDS = select(Household.id, Household.grid_code).where(
+    Household.id.in_(bindparam("household_ids", expanding=True))
+)
+
+
+def household_grid_codes(session: Session, *, household_ids: Sequence[int]) -> dict[int, str]:
+    """``{id: grid code}`` of the households with these ids (missing ones are absent)."""
+    found: dict[int, str] = {}
+    for start in range(0, len(household_ids), _IN_CHUNK):
+        chunk = list(household_ids[start : start + _IN_CHUNK])
+        for household_id, grid_code in session.execute(_HOUSEHOLD_GRIDS, {"household_ids": chunk}):
+            found[int(household_id)] = str(grid_code)
+    return found
+
+
 def person_by_id_number(session: Session, *, id_number: str) -> Person | None:
     """The person holding this ID number, if any."""
     return session.scalars(select(Person).where(Person.id_number == id_number)).first()

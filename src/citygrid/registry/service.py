@@ -1136,6 +1136,25 @@ def person_key(session: Session, *, person_id: int) -> PersonKey:
     )
 
 
+def person_keys_by_ids(session: Session, *, person_ids: Sequence[int]) -> dict[int, PersonKey]:
+    """The keys of the persons with these ids, by id (one query; unknown ones absent)."""
+    statuses = _LIFE_STATUSES
+    rows: Iterable[Sequence[Any]] = repository.person_keys_by_ids(
+        session, person_ids=list(dict.fromkeys(person_ids))
+    )
+    return {
+        person_id: PersonKey(person_id, ref, grid_code, statuses[status], household_id, relation)
+        for person_id, ref, grid_code, status, household_id, relation in rows
+    }
+
+
+def household_grid_codes(session: Session, *, household_ids: Sequence[int]) -> dict[int, str]:
+    """The grid of each of these households, by id (one query; unknown ones absent)."""
+    return repository.household_grid_codes(
+        session, household_ids=list(dict.fromkeys(household_ids))
+    )
+
+
 def person_by_id_number(session: Session, *, id_number: str) -> Person:
     """The person holding this ID number; NotFound when there is none. For the exchange."""
     person = repository.person_by_id_number(session, id_number=id_number)

@@ -12,7 +12,7 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -448,29 +448,59 @@ def subscriber(*, department: str, scopes: Sequence[str] | None, client: str) ->
 _SUBSCRIPTIONS_KEY = "webhooks.active_subscriptions"
 
 
-def _subscriptions_for(session: Session, topic: str) -> list[Any]:
-    """``(id, ref, department, scopes, created_by, callback_url)`` of the active, unexpired
-    subscriptions to ``topic`` or to every topic, read once per transaction: the
-    fan-out runs for every outbox entry of a batch (a query each was a quarter of the
-    reactions' time), and a subscription made meanwhile is served from the next batch."""
+def _active_subscriptions(session: Session) -> list[Any]:
+    """``(topic, id, ref, department, scopes, created_by, callback_url)`` of the active,
+    unexpired subscriptions, read once per transaction: the fan-out runs for every chunk of
+    a batch of outbox entries, and a subscription made meanwhile is served from the next
+    batch."""
     transaction = session.get_transaction()
     cached = session.info.get(_SUBSCRIPTIONS_KEY)
     if cached is None or cached[0] is not transaction:
         cached = (transaction, repository.active_subscriptions(session, now=utcnow()))
         session.info[_SUBSCRIPTIONS_KEY] = cached
-    return [tuple(row[1:]) for row in cached[1] if row[0] in (topic, ALL_TOPICS)]
+    return cached[1]
+
+
+def _subscriptions_for(active: Sequence[Any], topic: str) -> list[Any]:
+    """``(id, ref, department, scopes, created_by, callback_url)`` of the ``active``
+    subscriptions to ``topic`` or to every topic."""
+    return [tuple(row[1:]) for row in active if row[0] in (topic, ALL_TOPICS)]
 
 
 def fan_out(session: Session, message: Message) -> None:
-    """The outbox consumer: one delivery per active subscription of the entry's topic that
-    the access gateway lets be told (its department's grant for the purpose, its territory,
-    the person's and each record's place), the body as the gateway shows it to that
-    department; the gateway logs each telling in this transaction."""
-    topic = public_topic(message.topic)
-    subscriptions = _subscriptions_for(session, topic)
-    if not subscriptions or message.subject_person_id is None:
+    """The outbox consumer for one entry (``fan_out_many``)."""
+    fan_out_many(session, (message,))
+
+
+def fan_out_many(session: Session, messages: Sequence[Message]) -> None:
+    """The outbox consumer: for each entry, one delivery per active subscription of its topic
+    that the access gateway lets be told (its department's grant for the purpose, its
+    territory, the person's and each record's place), the body as the gateway shows it to
+    that department; the gateway logs each telling in this transaction. The deliveries of
+    every entry are inserted together (one executemany); with no active subscription the
+    entries cost nothing but the (cached) read of the subscriptions."""
+    active = _active_subscriptions(session)
+    if not active:
         return
     now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for message in messages:
+        topic = public_topic(message.topic)
+        subscriptions = _subscriptions_for(active, topic)
+        if subscriptions and message.subject_person_id is not None:
+            rows.extend(_deliveries(session, message, topic, subscriptions, now))
+    repository.insert_deliveries(session, rows)
+
+
+def _deliveries(
+    session: Session,
+    message: Message,
+    topic: str,
+    subscriptions: Sequence[Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The delivery rows of an entry, one per subscription told (see ``fan_out_many``)."""
+    assert message.subject_person_id is not None  # noqa: S101 - checked by the caller
     spec = default_catalogue().dataset(topic) if message.topic.startswith(DATASET_PREFIX) else None
     event_type = None if spec is not None else payload.event_type_of(message.payload, topic)
     uids = [str(uuid.uuid4()) for _subscription in subscriptions]
@@ -539,7 +569,7 @@ def fan_out(session: Session, message: Message) -> None:
                 "created_at": now,
             }
         )
-    repository.insert_deliveries(session, rows)
+    return rows
 
 
 def register_consumer(registry_: ConsumerRegistry, catalogue: Catalogue | None = None) -> None:
@@ -548,8 +578,8 @@ def register_consumer(registry_: ConsumerRegistry, catalogue: Catalogue | None =
     outbox_topics = [spec.topic for spec in catalogue.events.values()] + [
         DATASET_PREFIX + slug for slug in catalogue.datasets
     ]
-    registry_.consumer(
+    registry_.batch_consumer(
         CONSUMER,
         topics=outbox_topics,
         description="Fan the entry out into one webhook delivery per subscription.",
-    )(fan_out)
+    )(fan_out_many)
