@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +22,110 @@ _engines: dict[str, Engine] = {}
 _session_factories: dict[str, sessionmaker[Session]] = {}
 
 
+class WriterGate:
+    """This process's SQLite writers take turns in the order they asked (first come, first
+    served), one write transaction at a time.
+
+    SQLite's own busy handler sleeps and tries again: a writer that commits and at once
+    begins its next transaction (a department system pushing batch after batch) takes the
+    lock again before a sleeping one wakes, and the outbox worker could wait past its busy
+    timeout. Here a waiting writer is handed the turn when the one before commits. A writer
+    that waits longer than ``timeout`` goes on without its turn (SQLite's lock still
+    serialises; the busy timeout then decides): a thread that holds a turn and waits for
+    another connection of its own cannot hang. Writers of other processes are not in the
+    queue."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Event] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        """Wait for the turn; True when it is this writer's, False after ``timeout``."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiting.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn in self._waiting:
+                self._waiting.remove(turn)
+                return False
+        return True  # handed over between the timeout and the mutex
+
+    def waiting(self) -> int:
+        """How many writers wait for their turn."""
+        with self._mutex:
+            return len(self._waiting)
+
+    def release(self) -> None:
+        """End this writer's turn: the next in line has it at once."""
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._held = False
+
+
+_TURN = "citygrid.sqlite_writer_turn"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN IMMEDIATE")
+
+
+def _take_turns(engine: Engine, gate: WriterGate, timeout: float) -> None:
+    """A connection's first write of a transaction waits for its turn at the gate; its
+    commit or rollback (or its return to the pool) ends the turn."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_write(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        info = connection.info
+        if info.get(_TURN) is None and statement.lstrip()[:15].upper().startswith(_WRITES):
+            info[_TURN] = gate.acquire(timeout)
+
+    def _end(info: dict[str, Any]) -> None:
+        if info.pop(_TURN, None):
+            gate.release()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        _end(connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Any) -> None:
+        _end(connection.info)
+
+    # A connection returned to the pool, invalidated after an error or detached ends its
+    # turn too: a turn that is never ended would make every later writer wait its timeout.
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            _end(record.info)
+
+    @event.listens_for(engine.pool, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exception: Any) -> None:
+        if record is not None:
+            _end(record.info)
+
+    @event.listens_for(engine.pool, "detach")
+    def _on_detach(_dbapi_connection: Any, record: Any) -> None:
+        _end(record.info)
+
+
+_GATES: dict[int, WriterGate] = {}
+
+
+def gate_of(engine: Engine) -> WriterGate:
+    """The writer gate of a SQLite engine (one per engine: the process's connections to
+    one file share the engine)."""
+    return _GATES[id(engine)]
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    gate = _GATES[id(engine)] = WriterGate()
+    _take_turns(engine, gate, busy_timeout_ms / 1000)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # Let SQLAlchemy own transactions, then set the pragmas every connection needs.
