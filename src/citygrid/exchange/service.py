@@ -90,7 +90,6 @@ from citygrid.kit.i18n import _, localised
 from citygrid.kit.models import utcnow
 from citygrid.registry import service as registry
 from citygrid.registry.models import (
-    HousingUnit,
     LifeStatus,
     MaritalStatus,
     Person,
@@ -295,7 +294,6 @@ class _Publishing:
         self.units: dict[int, str | None] = {}
         # person id -> the residences that have not ended, kept current by the batch's moves
         self.residences: dict[int, list[registry.ResidenceRow]] = {}
-        self.loaded_units: list[HousingUnit] = []
         # person id -> marital record (None: none yet); (person id, unit id) -> tenancies
         self.marital: dict[int, MaritalRecord | None] = {}
         self.tenancies: dict[tuple[int, int], list[TenancyRecord]] = {}
@@ -338,10 +336,7 @@ class _Publishing:
         unit_ids = sorted(
             {unit_id for event in events if (unit_id := getattr(event, "unit_id", None))}
         )
-        # Loaded and held (the session's identity map holds its objects weakly): a residence
-        # created in one of them needs no query.
-        self.loaded_units = registry.housing_units(session, unit_ids=unit_ids)
-        found = {unit.id: unit.grid_code for unit in self.loaded_units}
+        found = registry.unit_grid_codes(session, unit_ids=unit_ids)
         self.units.update({unit_id: found.get(unit_id) for unit_id in unit_ids})
 
     def person(self, id_number: str, field_name: str = "id_number") -> Person:

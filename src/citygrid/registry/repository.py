@@ -964,15 +964,6 @@ def end_residence_rows(session: Session, ends: Sequence[dict[str, Any]]) -> None
         session.execute(_END_RESIDENCE, list(ends))
 
 
-def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:
-    """The housing units with these ids (missing ones are absent)."""
-    found: list[HousingUnit] = []
-    for start in range(0, len(unit_ids), _IN_CHUNK):
-        chunk = list(unit_ids[start : start + _IN_CHUNK])
-        found.extend(session.scalars(select(HousingUnit).where(HousingUnit.id.in_(chunk))))
-    return found
-
-
 def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, str]:
     """``{unit id: grid code}`` of the housing units that exist among ``unit_ids``."""
     units = HousingUnit.__table__

@@ -1292,11 +1292,6 @@ def end_residences(
             session.expire(held)
 
 
-def housing_units(session: Session, *, unit_ids: Sequence[int]) -> list[HousingUnit]:
-    """The housing units with these ids (missing ones are absent)."""
-    return repository.housing_units(session, unit_ids=unit_ids)
-
-
 def unit_grid_codes(session: Session, *, unit_ids: Sequence[int]) -> dict[int, str]:
     """``{unit id: grid code}`` of the housing units that exist among ``unit_ids``."""
     return repository.unit_grid_codes(session, unit_ids=unit_ids)
